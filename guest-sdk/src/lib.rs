@@ -1,0 +1,134 @@
+//! Write [ws-host](https://github.com) WebSocket handlers in Rust.
+//!
+//! A handler is a WebAssembly component built for `wasm32-wasip2`. You declare
+//! your events in WIT, this crate generates the Rust traits and functions
+//! for them, and `ws-host run your_handler.wasm` serves it to
+//! `@ezez/ws-client` front-ends. Depend on this one crate; it re-exports
+//! `wit-bindgen` and the host's interfaces.
+//!
+//! # Walkthrough
+//!
+//! 1. `cargo new --lib my-handler`, then in its `Cargo.toml`:
+//!
+//!    ```toml
+//!    [lib]
+//!    crate-type = ["cdylib"]
+//!
+//!    [dependencies]
+//!    ws-host-guest = { path = "../ws-host/guest-sdk" }
+//!    ```
+//!
+//! 2. Put the host's WIT package (`wit/server.wit` of ws-host) in
+//!    `wit/deps/ws-host/server.wit`, and declare your events in
+//!    `wit/world.wit`. Each function of `incoming` is an event a client may
+//!    send (the first parameter `from: client-id` is filled by the host, the
+//!    others are the event's arguments; a return value is sent back as the
+//!    reply). Each function of `outgoing` is an event you may send (the first
+//!    parameter `to: target` says to whom):
+//!
+//!    ```wit
+//!    package my:chat;
+//!
+//!    interface incoming {
+//!        use ws-host:server/types@0.1.0.{client-id};
+//!        say: func(%from: client-id, room: string, text: string) -> u32;
+//!    }
+//!
+//!    interface outgoing {
+//!        use ws-host:server/types@0.1.0.{target};
+//!        said: func(to: target, room: string, text: string);
+//!    }
+//!
+//!    world handler {
+//!        include ws-host:server/handler@0.1.0;
+//!        import outgoing;
+//!        export incoming;
+//!        // optional lifecycle hooks:
+//!        export ws-host:server/auth@0.1.0;
+//!    }
+//!    ```
+//!
+//! 3. Generate the bindings and implement the traits:
+//!
+//!    ```ignore
+//!    ws_host_guest::generate!({ world: "handler", path: "wit" });
+//!
+//!    use exports::my::chat::incoming::Guest as Incoming;
+//!    use exports::ws_host::server::auth::Guest as Auth;
+//!    use my::chat::outgoing::said;
+//!    use ws_host_guest::{ClientId, Request, Target, host};
+//!
+//!    struct Chat;
+//!
+//!    impl Incoming for Chat {
+//!        fn say(from: ClientId, room: String, text: String) -> u32 {
+//!            said(&Target::Room(room.clone()), &room, &text);
+//!            text.len() as u32
+//!        }
+//!    }
+//!
+//!    impl Auth for Chat {
+//!        fn on_auth(client: ClientId, key: String, _request: Request) -> Result<(), String> {
+//!            host::set_context(client, &key);
+//!            if key.is_empty() { Err("Invalid auth key".into()) } else { Ok(()) }
+//!        }
+//!    }
+//!
+//!    export!(Chat);
+//!    ```
+//!
+//! 4. `cargo build --release --target wasm32-wasip2` (once: `rustup target
+//!    add wasm32-wasip2`), then `ws-host run target/wasm32-wasip2/release/my_handler.wasm`.
+//!
+//! A client then sends `say` with `["lobby", "hi"]` and gets the reply `2`;
+//! an argument of the wrong type never reaches your code: the host answers
+//! with an `ezez-ws::error` reply naming the argument. Handler state (your
+//! statics) is shared by all clients and lives as long as the instance; the
+//! host keeps per-client context and rooms, so they survive a trap.
+
+pub use wit_bindgen;
+
+mod bindings {
+    wit_bindgen::generate!({
+        world: "ws-host:server/handler",
+        path: "../wit",
+        pub_export_macro: true,
+    });
+}
+
+pub use bindings::ws_host::server::host;
+pub use bindings::ws_host::server::types;
+pub use types::{ClientId, LogLevel, Request, RoomExcept, Target};
+
+/// Generates the bindings of your handler's world, wired to this crate's
+/// host interfaces. Takes the same `world` and `path` as
+/// `wit_bindgen::generate!`; `path` defaults to `"wit"`.
+#[macro_export]
+macro_rules! generate {
+    ({ world: $world:literal $(,)? }) => {
+        $crate::generate!({ world: $world, path: "wit" });
+    };
+    ({ world: $world:literal, path: $path:literal $(,)? }) => {
+        $crate::wit_bindgen::generate!({
+            world: $world,
+            path: $path,
+            with: {
+                "ws-host:server/types@0.1.0": $crate::types,
+                "ws-host:server/host@0.1.0": $crate::host,
+            },
+            generate_all,
+            runtime_path: "ws_host_guest::wit_bindgen",
+            bitflags_path: "ws_host_guest::wit_bindgen::bitflags",
+        });
+    };
+}
+
+/// Writes a line to the host's log at `info`.
+pub fn info(message: &str) {
+    host::log(LogLevel::Info, message);
+}
+
+/// Writes a line to the host's log at `warn`.
+pub fn warn(message: &str) {
+    host::log(LogLevel::Warn, message);
+}

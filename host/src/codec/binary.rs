@@ -1,0 +1,136 @@
+//! The binary element framing of `serializeToBuffer` / `unserializeFromBuffer`:
+//! `<length><mark> 0x00 <payload> 0x00`, repeated. Strings travel as `f`, byte
+//! buffers as `t`, everything else as `j` (the tagged form).
+
+use bytes::Bytes;
+
+use super::{CodecError, Value, tagged};
+
+/// Splits a binary frame into its values. Total: any input gives values or an
+/// error. Byte payloads share `frame`'s memory.
+pub fn decode(frame: &Bytes) -> Result<Vec<Value>, CodecError> {
+    if frame.is_empty() {
+        return Err(CodecError::Empty);
+    }
+    let mut values = Vec::new();
+    let mut pos = 0;
+    while pos < frame.len() {
+        let rest = &frame[pos..];
+        let header_len = rest.iter().position(|&b| b == 0).ok_or(CodecError::NoHeaderEnd)?;
+        let header = &rest[..header_len];
+        let (&mark, digits) = header.split_last().ok_or(CodecError::BadLength(String::new()))?;
+        let len = parse_length(digits)?;
+        let start = pos + header_len + 1;
+        let end = start.checked_add(len).filter(|end| *end < frame.len()).ok_or(
+            CodecError::Truncated { wanted: len, left: frame.len().saturating_sub(start) },
+        )?;
+        if frame[end] != 0 {
+            return Err(CodecError::MissingSeparator);
+        }
+        let payload = &frame[start..end];
+        values.push(match mark {
+            b'f' => Value::String(utf8(payload)?.to_owned()),
+            b't' => Value::Bytes(frame.slice(start..end)),
+            b'j' => tagged::decode(utf8(payload)?)?,
+            other => return Err(CodecError::UnknownMark(char::from(other))),
+        });
+        pos = end + 1;
+    }
+    Ok(values)
+}
+
+/// Appends one value as an element.
+pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::String(s) => push_element(b'f', s.as_bytes(), out),
+        Value::Bytes(b) => push_element(b't', b, out),
+        other => {
+            let mut json = Vec::new();
+            tagged::encode(other, &mut json);
+            push_element(b'j', &json, out);
+        }
+    }
+}
+
+/// Encodes values as one frame.
+pub fn encode<'a>(values: impl IntoIterator<Item = &'a Value>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for value in values {
+        encode_value(value, &mut out);
+    }
+    out
+}
+
+fn push_element(mark: u8, payload: &[u8], out: &mut Vec<u8>) {
+    out.reserve(payload.len() + 24);
+    out.extend_from_slice(payload.len().to_string().as_bytes());
+    out.push(mark);
+    out.push(0);
+    out.extend_from_slice(payload);
+    out.push(0);
+}
+
+fn parse_length(digits: &[u8]) -> Result<usize, CodecError> {
+    let bad = || CodecError::BadLength(String::from_utf8_lossy(digits).chars().take(24).collect());
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    std::str::from_utf8(digits).ok().and_then(|d| d.parse().ok()).ok_or_else(bad)
+}
+
+fn utf8(payload: &[u8]) -> Result<&str, CodecError> {
+    std::str::from_utf8(payload).map_err(|_| CodecError::InvalidUtf8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(bytes: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(bytes)
+    }
+
+    #[test]
+    fn byte_examples_of_the_protocol() {
+        let auth = b"13f\0ezez-ws::auth\x006f\0secret\x005j\0\"n:1\"\0";
+        let values = decode(&frame(auth)).unwrap();
+        assert_eq!(values, vec!["ezez-ws::auth".into(), "secret".into(), Value::Number(1.0)]);
+        assert_eq!(encode(&values), auth);
+
+        let reply = b"4f\0data\x005j\0\"n:2\"\x005j\0\"n:7\"\x002t\0\x01\x02\0";
+        let values = decode(&frame(reply)).unwrap();
+        assert_eq!(values[3], Value::Bytes(Bytes::from_static(&[1, 2])));
+        assert_eq!(encode(&values), reply);
+    }
+
+    #[test]
+    fn payloads_may_hold_nul_and_multibyte_text() {
+        let values = vec![Value::Bytes(Bytes::from_static(b"\0\0")), "h\u{e9}llo".into()];
+        let bytes = encode(&values);
+        assert_eq!(bytes, b"2t\0\0\0\x006f\0h\xc3\xa9llo\0");
+        assert_eq!(decode(&frame(&bytes)).unwrap(), values);
+    }
+
+    #[test]
+    fn every_malformation_is_an_error() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"", "empty"),
+            (b"4f", "no NUL after the header"),
+            (b"\0", "empty header"),
+            (b"f\0\0", "no length"),
+            (b"-1f\0\0", "negative length"),
+            (b"1 f\0a\0", "length with a space"),
+            (b"4q\0test\0", "unknown mark"),
+            (b"9f\0test\0", "length past the end"),
+            (b"4f\0test", "no separator at the end"),
+            (b"4f\0testX", "wrong separator"),
+            (b"2f\0\xff\xfe\0", "invalid UTF-8"),
+            (b"3j\0abc\0", "invalid JSON"),
+            (b"5j\0\"x:1\"\0", "unknown tag"),
+            (b"99999999999999999999999f\0", "length overflow"),
+        ];
+        for (input, what) in cases {
+            assert!(decode(&frame(input)).is_err(), "{what} must fail");
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Bytes <-> messages, with no I/O: the ezez binary framing with its tagged
+//! values (byte-compatible with `@ezez/utils`), and a plain JSON text codec.
+
+mod binary;
+mod json;
+mod message;
+mod outgoing;
+mod tagged;
+mod value;
+
+pub use message::{
+    AUTH, AUTH_OK, AUTH_REJECTED, ERROR, Event, Message, PROTOCOL_VERSION, RESERVED_PREFIX,
+};
+pub use outgoing::OutgoingEvent;
+pub use tagged::{js_number_to_string, js_string_to_number};
+pub use value::Value;
+
+use bytes::Bytes;
+
+/// Splits a binary frame into its values (any frame of `@ezez/utils`,
+/// protocol message or not).
+pub fn decode_values(frame: &Bytes) -> Result<Vec<Value>, CodecError> {
+    binary::decode(frame)
+}
+
+/// Encodes values as one binary frame, as `serializeToBuffer` does.
+pub fn encode_values(values: &[Value]) -> Vec<u8> {
+    binary::encode(values)
+}
+
+/// A WebSocket message payload as the codecs produce and consume it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    Binary(Bytes),
+    Text(String),
+}
+
+/// Which codec a connection speaks; chosen by the type of its first frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// The ezez binary framing (what `@ezez/ws-client` speaks).
+    Binary,
+    /// JSON arrays in text frames.
+    Json,
+}
+
+impl Codec {
+    /// Decodes one frame into a message.
+    pub fn decode(frame: &Frame) -> Result<Message, CodecError> {
+        let values = match frame {
+            Frame::Binary(bytes) => binary::decode(bytes)?,
+            Frame::Text(text) => json::decode(text)?,
+        };
+        Message::from_values(values)
+    }
+
+    /// Encodes a message in this codec.
+    pub fn encode(self, message: &Message) -> Frame {
+        let values = message.to_values();
+        match self {
+            Codec::Binary => Frame::Binary(binary::encode(&values).into()),
+            Codec::Json => Frame::Text(json::encode(&values)),
+        }
+    }
+}
+
+/// Why a frame is not a protocol message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CodecError {
+    #[error("empty frame")]
+    Empty,
+    #[error("element header has no terminating NUL byte")]
+    NoHeaderEnd,
+    #[error("element length {0:?} is not a non-negative integer")]
+    BadLength(String),
+    #[error("unknown element mark {0:?}")]
+    UnknownMark(char),
+    #[error("element wants {wanted} bytes, {left} left")]
+    Truncated { wanted: usize, left: usize },
+    #[error("element is not followed by a NUL separator")]
+    MissingSeparator,
+    #[error("invalid UTF-8 in a text element")]
+    InvalidUtf8,
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    #[error("unknown value tag {0:?}")]
+    UnknownTag(String),
+    #[error("bigint {0:?} is not an integer within 128 bits")]
+    BadBigInt(String),
+    #[error("not a protocol message: {0}")]
+    NotAMessage(String),
+}

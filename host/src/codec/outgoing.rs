@@ -1,0 +1,80 @@
+//! An event the server sends, encoded once however many clients get it.
+//!
+//! The event id counts per connection, so it is the one part that differs
+//! between recipients: the name (head) and the reply-to plus arguments (tail)
+//! are encoded once per codec and shared; each recipient's frame is
+//! `head + id + tail`, a copy of already encoded bytes.
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+
+use super::message::{id_value, reply_to_value};
+use super::{Codec, Frame, Value, binary, json};
+
+/// An outgoing event, shared by all its recipients.
+#[derive(Debug)]
+pub struct OutgoingEvent {
+    name: String,
+    reply_to: Option<u64>,
+    args: Vec<Value>,
+    binary: OnceLock<(Bytes, Bytes)>,
+    json: OnceLock<(String, String)>,
+}
+
+impl OutgoingEvent {
+    pub fn new(name: impl Into<String>, reply_to: Option<u64>, args: Vec<Value>) -> Self {
+        OutgoingEvent { name: name.into(), reply_to, args, binary: OnceLock::new(), json: OnceLock::new() }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The frame for one recipient, whose next event id is `id`.
+    pub fn frame(&self, codec: Codec, id: u64) -> Frame {
+        match codec {
+            Codec::Binary => {
+                let (head, tail) = self.binary.get_or_init(|| {
+                    let head = binary::encode([&Value::String(self.name.clone())]);
+                    let reply_to = reply_to_value(self.reply_to);
+                    let tail = binary::encode(std::iter::once(&reply_to).chain(&self.args));
+                    (head.into(), tail.into())
+                });
+                let mut frame = Vec::with_capacity(head.len() + tail.len() + 16);
+                frame.extend_from_slice(head);
+                binary::encode_value(&id_value(id), &mut frame);
+                frame.extend_from_slice(tail);
+                Frame::Binary(frame.into())
+            }
+            Codec::Json => {
+                let (head, tail) = self.json.get_or_init(|| {
+                    let head = json::encode([&Value::String(self.name.clone())]);
+                    let reply_to = reply_to_value(self.reply_to);
+                    let tail = json::encode(std::iter::once(&reply_to).chain(&self.args));
+                    // `["name"` and `replyTo,...]`, to be joined by `,id,`.
+                    (head[..head.len() - 1].to_owned(), tail[1..].to_owned())
+                });
+                Frame::Text(format!("{head},{id},{tail}"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Event, Message};
+
+    #[test]
+    fn per_recipient_frames_equal_whole_encodings() {
+        let args = vec!["room".into(), Value::Bytes(Bytes::from_static(b"\x01")), Value::Number(2.5)];
+        let event = OutgoingEvent::new("said", Some(4), args.clone());
+        for codec in [Codec::Binary, Codec::Json] {
+            for id in [1, 77] {
+                let whole = Message::Event(Event { name: "said".into(), id, reply_to: Some(4), args: args.clone() });
+                assert_eq!(event.frame(codec, id), codec.encode(&whole));
+            }
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The "ezez serialize" text form carried by `j` elements: JSON whose leaf
+//! values are tagged strings (`"s:text"`, `"n:1.5"`, `"i:12"`, `"u:"`, `"l:"`,
+//! `"b:1"`), byte-compatible with `serialize` / `deserialize` of `@ezez/utils`.
+
+use super::{CodecError, Value};
+
+/// Parses one `j` payload.
+pub fn decode(text: &str) -> Result<Value, CodecError> {
+    let json: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| CodecError::Json(e.to_string()))?;
+    from_json(json)
+}
+
+/// Writes `value` in the tagged form. Like `@ezez/utils`, the keys of a
+/// top-level object are sorted (one level only). Byte buffers, which the form
+/// cannot tag, become arrays of numbers.
+pub fn encode(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(entries) => write_object(&js_sorted_keys(entries), out),
+        other => write(other, out),
+    }
+}
+
+/// [`encode`] into a new `String`.
+#[cfg(test)]
+pub fn encode_to_string(value: &Value) -> String {
+    let mut out = Vec::new();
+    encode(value, &mut out);
+    String::from_utf8(out).expect("the tagged form is built from UTF-8 pieces")
+}
+
+fn from_json(json: serde_json::Value) -> Result<Value, CodecError> {
+    Ok(match json {
+        serde_json::Value::Null => Value::Null,
+        // Untagged leaves are kept as they are, as `JSON.parse` would.
+        serde_json::Value::Bool(b) => Value::Bool(b),
+        serde_json::Value::Number(n) => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
+        serde_json::Value::String(s) => untag(&s)?,
+        serde_json::Value::Array(items) => {
+            Value::Array(items.into_iter().map(from_json).collect::<Result<_, _>>()?)
+        }
+        serde_json::Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| Ok((k, from_json(v)?)))
+                .collect::<Result<_, CodecError>>()?,
+        ),
+    })
+}
+
+fn untag(tagged: &str) -> Result<Value, CodecError> {
+    if let Some(text) = tagged.strip_prefix("s:") {
+        return Ok(Value::String(text.to_owned()));
+    }
+    if let Some(text) = tagged.strip_prefix("n:") {
+        return Ok(Value::Number(js_string_to_number(text)));
+    }
+    if let Some(text) = tagged.strip_prefix("i:") {
+        return js_string_to_bigint(text)
+            .map(Value::BigInt)
+            .ok_or_else(|| CodecError::BadBigInt(text.to_owned()));
+    }
+    match tagged {
+        "u:" => return Ok(Value::Undefined),
+        "l:" => return Ok(Value::Null),
+        _ => {}
+    }
+    if let Some(flag) = tagged.strip_prefix("b:") {
+        return Ok(Value::Bool(flag == "1"));
+    }
+    let tag = tagged.split_once(':').map_or(tagged, |(tag, _)| tag);
+    Err(CodecError::UnknownTag(tag.chars().take(32).collect()))
+}
+
+fn write(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Undefined => out.extend_from_slice(b"\"u:\""),
+        Value::Null => out.extend_from_slice(b"\"l:\""),
+        Value::Bool(true) => out.extend_from_slice(b"\"b:1\""),
+        Value::Bool(false) => out.extend_from_slice(b"\"b:\""),
+        Value::Number(n) => {
+            out.extend_from_slice(b"\"n:");
+            out.extend_from_slice(js_number_to_string(*n).as_bytes());
+            out.push(b'"');
+        }
+        Value::BigInt(i) => {
+            out.extend_from_slice(b"\"i:");
+            out.extend_from_slice(i.to_string().as_bytes());
+            out.push(b'"');
+        }
+        Value::String(s) => write_json_string("s:", s, out),
+        Value::Bytes(bytes) => {
+            write_array(bytes.iter().map(|b| Value::Number(f64::from(*b))), out)
+        }
+        Value::Array(items) => write_array(items.iter().cloned(), out),
+        Value::Object(entries) => write_object(&js_property_order(entries), out),
+    }
+}
+
+fn write_array(items: impl Iterator<Item = Value>, out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(&item, out);
+    }
+    out.push(b']');
+}
+
+fn write_object(entries: &[&(String, Value)], out: &mut Vec<u8>) {
+    out.push(b'{');
+    for (i, (key, value)) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_string("", key, out);
+        out.push(b':');
+        write(value, out);
+    }
+    out.push(b'}');
+}
+
+/// A JSON string literal of `prefix + text`, escaped exactly as
+/// `JSON.stringify` escapes (serde_json does the same for valid UTF-8).
+fn write_json_string(prefix: &str, text: &str, out: &mut Vec<u8>) {
+    let mut joined = String::with_capacity(prefix.len() + text.len());
+    joined.push_str(prefix);
+    joined.push_str(text);
+    serde_json::to_writer(&mut *out, &joined).expect("writing to a Vec cannot fail");
+}
+
+/// The order `JSON.stringify` writes an object's keys in: integer-like keys
+/// first in numeric order, then the others in insertion order.
+fn js_property_order(entries: &[(String, Value)]) -> Vec<&(String, Value)> {
+    let mut ordered: Vec<&(String, Value)> = entries.iter().collect();
+    ordered.sort_by_key(|(key, _)| array_index(key).unwrap_or(u32::MAX));
+    ordered
+}
+
+/// `sortProps`: keys sorted as JavaScript sorts strings (by UTF-16 code
+/// units), then laid out in JavaScript property order.
+fn js_sorted_keys(entries: &[(String, Value)]) -> Vec<&(String, Value)> {
+    let mut sorted: Vec<&(String, Value)> = entries.iter().collect();
+    sorted.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
+    sorted.sort_by_key(|(key, _)| array_index(key).unwrap_or(u32::MAX));
+    sorted
+}
+
+/// A key JavaScript treats as an array index: `0` or `[1-9][0-9]*` below 2^32 - 1.
+fn array_index(key: &str) -> Option<u32> {
+    if key.is_empty() || (key.len() > 1 && key.starts_with('0')) {
+        return None;
+    }
+    if !key.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    key.parse::<u32>().ok().filter(|i| *i != u32::MAX)
+}
+
+/// `String(n)` of JavaScript.
+pub fn js_number_to_string(n: f64) -> String {
+    ryu_js::Buffer::new().format(n).to_owned()
+}
+
+/// `Number(text)` of JavaScript: never fails, garbage is NaN.
+pub fn js_string_to_number(text: &str) -> f64 {
+    let text = text.trim();
+    match text {
+        "" => return 0.0,
+        "Infinity" | "+Infinity" => return f64::INFINITY,
+        "-Infinity" => return f64::NEG_INFINITY,
+        _ => {}
+    }
+    if let Some(n) = radix_literal(text) {
+        return n.map_or(f64::NAN, |n| n as f64);
+    }
+    let decimal_chars = text
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+    let has_digit = text.bytes().any(|b| b.is_ascii_digit());
+    if !decimal_chars || !has_digit {
+        return f64::NAN;
+    }
+    text.parse::<f64>().unwrap_or(f64::NAN)
+}
+
+/// `BigInt(text)` of JavaScript, within 128 bits; `None` where it would throw
+/// or not fit.
+pub fn js_string_to_bigint(text: &str) -> Option<i128> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Some(0);
+    }
+    if let Some(n) = radix_literal(text) {
+        return n.and_then(|n| i128::try_from(n).ok());
+    }
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<i128>().ok()
+}
+
+/// `0x..`, `0o..`, `0b..` literals: `None` if `text` is not one,
+/// `Some(None)` if it is one but malformed or too large.
+fn radix_literal(text: &str) -> Option<Option<u128>> {
+    let bytes = text.as_bytes();
+    if bytes.len() < 2 || bytes[0] != b'0' {
+        return None;
+    }
+    let radix = match bytes[1] {
+        b'x' | b'X' => 16,
+        b'o' | b'O' => 8,
+        b'b' | b'B' => 2,
+        _ => return None,
+    };
+    let digits = &text[2..];
+    if digits.is_empty() || digits.starts_with(['+', '-']) {
+        return Some(None);
+    }
+    Some(u128::from_str_radix(digits, radix).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(text: &str) -> String {
+        encode_to_string(&decode(text).unwrap())
+    }
+
+    #[test]
+    fn leaves_are_tagged_like_ezez_utils() {
+        assert_eq!(encode_to_string(&Value::from("hi")), r#""s:hi""#);
+        assert_eq!(encode_to_string(&Value::Number(1.0)), r#""n:1""#);
+        assert_eq!(encode_to_string(&Value::Number(-0.0)), r#""n:0""#);
+        assert_eq!(encode_to_string(&Value::Number(f64::NAN)), r#""n:NaN""#);
+        assert_eq!(encode_to_string(&Value::Number(f64::INFINITY)), r#""n:Infinity""#);
+        assert_eq!(encode_to_string(&Value::Number(f64::NEG_INFINITY)), r#""n:-Infinity""#);
+        assert_eq!(encode_to_string(&Value::Number(1e21)), r#""n:1e+21""#);
+        assert_eq!(encode_to_string(&Value::Number(0.1)), r#""n:0.1""#);
+        assert_eq!(encode_to_string(&Value::Number(1e-7)), r#""n:1e-7""#);
+        assert_eq!(encode_to_string(&Value::BigInt(-12)), r#""i:-12""#);
+        assert_eq!(encode_to_string(&Value::Undefined), r#""u:""#);
+        assert_eq!(encode_to_string(&Value::Null), r#""l:""#);
+        assert_eq!(encode_to_string(&Value::Bool(true)), r#""b:1""#);
+        assert_eq!(encode_to_string(&Value::Bool(false)), r#""b:""#);
+    }
+
+    #[test]
+    fn only_the_top_level_object_is_sorted() {
+        assert_eq!(
+            roundtrip(r#"{"b":{"z":"n:1","a":"n:2"},"a":["b:1","u:","l:"]}"#),
+            r#"{"a":["b:1","u:","l:"],"b":{"z":"n:1","a":"n:2"}}"#
+        );
+        // JavaScript puts integer-like keys first, in numeric order.
+        assert_eq!(roundtrip(r#"{"b":"l:","10":"l:","2":"l:"}"#), r#"{"2":"l:","10":"l:","b":"l:"}"#);
+    }
+
+    #[test]
+    fn strings_escape_like_json_stringify() {
+        let s = "quote\" back\\ nl\n tab\t nul\u{0} del\u{7f} é 👋";
+        assert_eq!(
+            encode_to_string(&Value::from(s)),
+            "\"s:quote\\\" back\\\\ nl\\n tab\\t nul\\u0000 del\u{7f} é 👋\""
+        );
+        assert_eq!(decode(&encode_to_string(&Value::from(s))).unwrap(), Value::from(s));
+    }
+
+    #[test]
+    fn numbers_parse_like_javascript() {
+        assert_eq!(js_string_to_number(""), 0.0);
+        assert_eq!(js_string_to_number(" 12 "), 12.0);
+        assert_eq!(js_string_to_number("0x10"), 16.0);
+        assert_eq!(js_string_to_number("-Infinity"), f64::NEG_INFINITY);
+        assert_eq!(js_string_to_number("1e+21"), 1e21);
+        assert!(js_string_to_number("NaN").is_nan());
+        assert!(js_string_to_number("inf").is_nan());
+        assert!(js_string_to_number("12px").is_nan());
+        assert!(js_string_to_number("-").is_nan());
+    }
+
+    #[test]
+    fn bigints_parse_like_javascript_or_fail() {
+        assert_eq!(js_string_to_bigint("123"), Some(123));
+        assert_eq!(js_string_to_bigint("-9007199254740993"), Some(-9007199254740993));
+        assert_eq!(js_string_to_bigint("0x1f"), Some(31));
+        assert_eq!(js_string_to_bigint("1.5"), None);
+        assert_eq!(js_string_to_bigint("1".repeat(60).as_str()), None);
+        assert!(matches!(decode(r#""i:x""#), Err(CodecError::BadBigInt(_))));
+    }
+
+    #[test]
+    fn untagged_json_leaves_pass_and_unknown_tags_fail() {
+        assert_eq!(decode("[1,true,null]").unwrap(), Value::Array(vec![1.0.into(), true.into(), Value::Null]));
+        assert!(matches!(decode(r#""d:2020""#), Err(CodecError::UnknownTag(t)) if t == "d"));
+        assert!(matches!(decode(r#""plain""#), Err(CodecError::UnknownTag(_))));
+        assert!(matches!(decode("{"), Err(CodecError::Json(_))));
+        assert_eq!(decode(r#""b:yes""#).unwrap(), Value::Bool(false));
+    }
+
+    #[test]
+    fn nested_bytes_become_arrays_of_numbers() {
+        let v = Value::Array(vec![Value::Bytes(bytes::Bytes::from_static(&[1, 255]))]);
+        assert_eq!(encode_to_string(&v), r#"[["n:1","n:255"]]"#);
+    }
+}

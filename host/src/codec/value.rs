@@ -1,0 +1,77 @@
+//! The values that travel on the wire: the JavaScript values `@ezez/utils` can
+//! carry, plus byte buffers (the `t` element).
+
+use bytes::Bytes;
+
+/// One wire value, as a JavaScript peer sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Undefined,
+    Null,
+    Bool(bool),
+    /// A JavaScript number (an IEEE double, NaN and infinities included).
+    Number(f64),
+    /// A JavaScript bigint. Values beyond 128 bits are refused by the decoder.
+    BigInt(i128),
+    String(String),
+    /// A byte buffer; only a whole argument can be one (a `t` element).
+    Bytes(Bytes),
+    Array(Vec<Value>),
+    /// A plain object, keys in the order the peer wrote them.
+    Object(Vec<(String, Value)>),
+}
+
+impl Value {
+    /// What a JavaScript developer would call this value's type, for error
+    /// messages (`expected string, got number`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Undefined => "undefined",
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(_) => "number",
+            Value::BigInt(_) => "bigint",
+            Value::String(_) => "string",
+            Value::Bytes(_) => "bytes",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        }
+    }
+
+    /// The value of an object's key, if this is an object that has it.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Object(entries) => entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Whether this is `null` or `undefined`.
+    pub fn is_nullish(&self) -> bool {
+        matches!(self, Value::Null | Value::Undefined)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::String(s.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::String(s)
+    }
+}
+
+impl From<f64> for Value {
+    fn from(n: f64) -> Self {
+        Value::Number(n)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}

@@ -1,0 +1,82 @@
+//! Every wire and sandbox limit in one place, with the defaults of
+//! DESIGN.md and PROTOCOL.md.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What to do with events a client sends before its auth succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BeforeAuth {
+    /// Drop them (the reference's default).
+    #[default]
+    Ignore,
+    /// Hold them, up to `pre_auth_queue_bytes`, and handle them after auth-ok.
+    Queue,
+    /// Hand them to the handler at once.
+    Accept,
+}
+
+/// Wire and sandbox limits of a server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Largest WebSocket message accepted; larger ones close with 1009.
+    pub max_payload_bytes: usize,
+    /// Time a new connection has to send its auth frame.
+    pub auth_timeout_ms: u64,
+    /// Events sent before auth-ok: ignore, queue or accept.
+    pub messages_before_auth: BeforeAuth,
+    /// Bytes of events held per client while its auth is pending; more
+    /// closes the connection with 1008.
+    pub pre_auth_queue_bytes: usize,
+    /// Messages queued per client towards a reader that does not keep up;
+    /// more closes it with 1008.
+    pub outbound_queue: usize,
+    /// Limits of each handler instance.
+    pub sandbox: Sandbox,
+}
+
+/// Limits of a handler instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sandbox {
+    /// Wall-clock time one event may run in the guest before it is stopped.
+    pub event_deadline_ms: u64,
+    /// Linear memory an instance may grow to.
+    pub memory_bytes: usize,
+    /// Events waiting for the handler; when full, readers wait (back-pressure).
+    pub event_queue: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_payload_bytes: 1 << 20,
+            auth_timeout_ms: 5_000,
+            messages_before_auth: BeforeAuth::Ignore,
+            pre_auth_queue_bytes: 1 << 20,
+            outbound_queue: 1024,
+            sandbox: Sandbox::default(),
+        }
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox { event_deadline_ms: 1_000, memory_bytes: 64 << 20, event_queue: 1024 }
+    }
+}
+
+impl Config {
+    pub fn auth_timeout(&self) -> Duration {
+        Duration::from_millis(self.auth_timeout_ms)
+    }
+}
+
+impl Sandbox {
+    pub fn event_deadline(&self) -> Duration {
+        Duration::from_millis(self.event_deadline_ms)
+    }
+}

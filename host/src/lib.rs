@@ -1,0 +1,46 @@
+//! ws-host: serve WebSocket applications written as sandboxed WebAssembly
+//! components, over the wire protocol of `@ezez/ws-server` / `@ezez/ws-client`.
+//!
+//! A handler is a component that exports its events as the functions of an
+//! `incoming` interface and imports the events it sends as an `outgoing`
+//! interface (see `wit/server.wit` and the guest SDK). The host checks every
+//! frame against those types at the edge, runs the handler in one sandboxed
+//! instance fed one event at a time, and keeps clients, contexts and rooms on
+//! its side so they survive a trap.
+//!
+//! The layers, each usable alone:
+//! - [`codec`]: bytes <-> messages, no I/O;
+//! - [`session`]: one connection's protocol state machine;
+//! - [`registry`]: clients, contexts, rooms, delivery;
+//! - [`bridge`]: wire values <-> WIT values;
+//! - [`runtime`]: wasmtime engine, handler instances, limits;
+//! - [`server`]: listeners and connections.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! use ws_host::{Config, Handler, Runtime};
+//!
+//! let runtime = Runtime::new()?;
+//! let config = Config::default();
+//! let handler = Handler::load_file(&runtime, "echo.wasm".as_ref(), &config)?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! ws_host::server::serve(listener, handler, config, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await?;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod bridge;
+pub mod codec;
+pub mod config;
+pub mod registry;
+pub mod runtime;
+pub mod server;
+pub mod session;
+
+pub use config::{BeforeAuth, Config, Sandbox};
+pub use runtime::{Handler, LoadError, RequestInfo, Runtime};

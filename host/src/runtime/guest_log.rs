@@ -1,0 +1,97 @@
+//! A guest's stdout and stderr, line by line into the host's log (a Rust
+//! guest's panic message arrives here).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+
+/// Longest line kept; the rest of an overlong line is dropped.
+const MAX_LINE: usize = 4096;
+
+/// A guest output stream that writes complete lines to `tracing`.
+#[derive(Clone)]
+pub struct GuestLog {
+    handler: Arc<str>,
+    stream: &'static str,
+    pending: Arc<Mutex<Vec<u8>>>,
+}
+
+impl GuestLog {
+    pub fn new(handler: Arc<str>, stream: &'static str) -> Self {
+        GuestLog { handler, stream, pending: Arc::default() }
+    }
+
+    fn write_bytes(&self, bytes: &[u8]) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        for &byte in bytes {
+            if byte == b'\n' {
+                self.emit(&pending);
+                pending.clear();
+            } else if pending.len() < MAX_LINE {
+                pending.push(byte);
+            }
+        }
+    }
+
+    fn emit(&self, line: &[u8]) {
+        let line = String::from_utf8_lossy(line);
+        tracing::warn!(target: "ws_host::guest", handler = %self.handler, stream = self.stream, "{line}");
+    }
+}
+
+impl IsTerminal for GuestLog {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestLog {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for GuestLog {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for GuestLog {
+    fn write(&mut self, bytes: Bytes) -> Result<(), StreamError> {
+        self.write_bytes(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        Ok(64 * 1024)
+    }
+}
+
+impl AsyncWrite for GuestLog {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.write_bytes(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

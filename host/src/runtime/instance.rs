@@ -1,0 +1,95 @@
+//! One live instance of a handler: its own `Store`, entered one call at a
+//! time. A trap poisons the store, so recovery is a fresh instance from the
+//! cached `InstancePre` (tens of microseconds).
+
+use std::sync::Arc;
+
+use wasmtime::error::Context as _;
+use wasmtime::component::{Instance, InstancePre, Val};
+use wasmtime::{Store, StoreLimitsBuilder};
+
+use super::bindings::Request;
+use super::host::HostState;
+use super::schema::{IncomingEvent, Lifecycle};
+use crate::config::Sandbox;
+use crate::registry::{ClientId, Registry};
+
+/// How often the engine's epoch advances; deadlines are counted in these.
+pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(5);
+
+pub struct Live {
+    store: Store<HostState>,
+    instance: Instance,
+    deadline_ticks: u64,
+}
+
+impl Live {
+    /// Instantiates the handler in a fresh store with the sandbox's limits.
+    pub fn start(
+        pre: &InstancePre<HostState>,
+        handler: Arc<str>,
+        registry: Arc<Registry>,
+        sandbox: &Sandbox,
+    ) -> wasmtime::Result<Live> {
+        let limits = StoreLimitsBuilder::new().memory_size(sandbox.memory_bytes).instances(16).build();
+        let mut store = Store::new(pre.engine(), HostState::new(handler, registry, limits));
+        store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_trap();
+        let deadline_ticks = (sandbox.event_deadline().as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1;
+        store.set_epoch_deadline(deadline_ticks);
+        let instance = pre.instantiate(&mut store)?;
+        Ok(Live { store, instance, deadline_ticks })
+    }
+
+    /// Calls an incoming event's function; returns its results.
+    pub fn call_event(&mut self, event: &IncomingEvent, sender: ClientId, args: Vec<Val>) -> wasmtime::Result<Vec<Val>> {
+        let func = self.instance.get_func(&mut self.store, &event.export).context("event function not found")?;
+        let mut params = Vec::with_capacity(args.len() + 1);
+        if event.takes_sender {
+            params.push(Val::U64(sender));
+        }
+        params.extend(args);
+        let mut results = vec![Val::Bool(false); event.results.len()];
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        func.call(&mut self.store, &params, &mut results)?;
+        Ok(results)
+    }
+
+    /// `on-auth`: `Ok(Err(reason))` is a rejection, `Err` a failure.
+    pub fn on_auth(
+        &mut self,
+        lifecycle: &Lifecycle,
+        client: ClientId,
+        key: &str,
+        request: &Request,
+    ) -> wasmtime::Result<Result<(), String>> {
+        let Some(index) = &lifecycle.on_auth else { return Ok(Ok(())) };
+        let func = self
+            .instance
+            .get_typed_func::<(u64, &str, &Request), (Result<(), String>,)>(&mut self.store, index)
+            .context("on-auth has the wrong signature")?;
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let (verdict,) = func.call(&mut self.store, (client, key, request))?;
+        Ok(verdict)
+    }
+
+    pub fn on_auth_ok(&mut self, lifecycle: &Lifecycle, client: ClientId) -> wasmtime::Result<()> {
+        let Some(index) = &lifecycle.on_auth_ok else { return Ok(()) };
+        let func = self
+            .instance
+            .get_typed_func::<(u64,), ()>(&mut self.store, index)
+            .context("on-auth-ok has the wrong signature")?;
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        func.call(&mut self.store, (client,))
+    }
+
+    pub fn on_disconnect(&mut self, lifecycle: &Lifecycle, client: ClientId, code: u16, reason: &str) -> wasmtime::Result<()> {
+        let Some(index) = &lifecycle.on_disconnect else { return Ok(()) };
+        let func = self
+            .instance
+            .get_typed_func::<(u64, u16, &str), ()>(&mut self.store, index)
+            .context("on-disconnect has the wrong signature")?;
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        func.call(&mut self.store, (client, code, reason))
+    }
+}

@@ -1,0 +1,45 @@
+//! The WebAssembly side: one engine per process, and per handler a
+//! component, its schema, and one instance fed by an actor thread.
+
+mod bindings;
+mod guest_log;
+mod handler;
+mod host;
+mod instance;
+mod outgoing;
+pub mod schema;
+
+pub use handler::{Handler, LoadError, RequestInfo};
+
+use wasmtime::{Config, Engine};
+
+/// The shared wasmtime engine, with epoch interruption driven by a ticker
+/// thread that stops when the engine is dropped.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+}
+
+impl Runtime {
+    pub fn new() -> wasmtime::Result<Runtime> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        // Off: about 40% faster calls, and handlers are called synchronously.
+        config.concurrency_support(false);
+        let engine = Engine::new(&config)?;
+        let weak = engine.weak();
+        std::thread::Builder::new().name("epoch-ticker".into()).spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(instance::EPOCH_TICK);
+            }
+        })?;
+        Ok(Runtime { engine })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}

@@ -1,0 +1,199 @@
+//! What a handler declares, read from the component's own types: its
+//! incoming events (exported `incoming` interface), its outgoing events
+//! (imported `outgoing` interface) and the lifecycle hooks it exports.
+
+use std::collections::HashMap;
+
+use wasmtime::Engine;
+use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
+use wasmtime::component::{Component, ComponentExportIndex};
+
+use super::bindings::PACKAGE;
+use crate::bridge::{check_supported, wire_name};
+
+/// The event table of a handler.
+#[derive(Debug)]
+pub struct Schema {
+    /// The exported `incoming` interface, full name (with version if any).
+    pub incoming_interface: String,
+    /// Incoming events by wire name.
+    pub incoming: HashMap<String, IncomingEvent>,
+    /// The imported `outgoing` interface and its events, if it imports one.
+    pub outgoing: Option<(String, Vec<OutgoingEvent>)>,
+    /// Export indices of the lifecycle hooks the handler has.
+    pub lifecycle: Lifecycle,
+}
+
+/// One event a client may send.
+#[derive(Debug, Clone)]
+pub struct IncomingEvent {
+    /// The WIT function name (`echo-bytes`).
+    pub wit_name: String,
+    /// The name on the wire (`echoBytes`).
+    pub wire_name: String,
+    /// Whether the first parameter is `from: client-id`, filled by the host.
+    pub takes_sender: bool,
+    /// The parameters the client supplies, in order.
+    pub params: Vec<(String, Type)>,
+    /// The result types; empty means no reply.
+    pub results: Vec<Type>,
+    pub export: ComponentExportIndex,
+}
+
+/// One event the handler may send.
+#[derive(Debug, Clone)]
+pub struct OutgoingEvent {
+    pub wit_name: String,
+    pub wire_name: String,
+    /// The parameters after the leading `to: target`.
+    pub params: Vec<(String, Type)>,
+}
+
+/// Lifecycle exports present in the component.
+#[derive(Debug, Default, Clone)]
+pub struct Lifecycle {
+    pub on_auth: Option<ComponentExportIndex>,
+    pub on_auth_ok: Option<ComponentExportIndex>,
+    pub on_disconnect: Option<ComponentExportIndex>,
+}
+
+/// Why a component is not a valid handler.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("it exports no `incoming` interface (a handler exports `<your-package>/incoming` with one function per event)")]
+    NoIncoming,
+    #[error("it exports several `incoming` interfaces: {0}")]
+    SeveralIncoming(String),
+    #[error("{interface}: `{function}`: {reason}")]
+    BadFunction { interface: String, function: String, reason: String },
+    #[error("{0} exports no function")]
+    Empty(String),
+}
+
+impl Schema {
+    /// Reads the handler's declarations from its component type.
+    pub fn read(engine: &Engine, component: &Component) -> Result<Schema, SchemaError> {
+        let ty = component.component_type();
+
+        let incoming: Vec<_> = ty
+            .exports(engine)
+            .filter(|(name, item)| is_own(name, "incoming") && matches!(item.ty, ComponentItem::ComponentInstance(_)))
+            .map(|(name, item)| (name.to_owned(), item.ty))
+            .collect();
+        let (incoming_interface, incoming_ty) = match incoming.as_slice() {
+            [] => return Err(SchemaError::NoIncoming),
+            [one] => one.clone(),
+            many => {
+                return Err(SchemaError::SeveralIncoming(
+                    many.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+                ));
+            }
+        };
+        let ComponentItem::ComponentInstance(instance) = incoming_ty else { unreachable!("filtered above") };
+        let (_, interface_index) = component
+            .get_export(None, &incoming_interface)
+            .ok_or(SchemaError::NoIncoming)?;
+
+        let mut events = HashMap::new();
+        for (name, item) in instance.exports(engine) {
+            let ComponentItem::ComponentFunc(func) = item.ty else { continue };
+            let bad = |reason: String| SchemaError::BadFunction {
+                interface: incoming_interface.clone(),
+                function: name.to_owned(),
+                reason,
+            };
+            let (takes_sender, params) = split_leading(&func, "from", |t| *t == Type::U64);
+            check_all(&params, func.results()).map_err(bad)?;
+            let (_, export) = component
+                .get_export(Some(&interface_index), name)
+                .ok_or_else(|| bad("export index not found".into()))?;
+            let event = IncomingEvent {
+                wit_name: name.to_owned(),
+                wire_name: wire_name(name),
+                takes_sender,
+                params,
+                results: func.results().collect(),
+                export,
+            };
+            events.insert(event.wire_name.clone(), event);
+        }
+        if events.is_empty() {
+            return Err(SchemaError::Empty(incoming_interface));
+        }
+
+        let mut outgoing = None;
+        for (name, item) in ty.imports(engine) {
+            if !is_own(name, "outgoing") {
+                continue;
+            }
+            let ComponentItem::ComponentInstance(instance) = item.ty else { continue };
+            let mut functions = Vec::new();
+            for (fname, fitem) in instance.exports(engine) {
+                let ComponentItem::ComponentFunc(func) = fitem.ty else { continue };
+                let bad = |reason: String| SchemaError::BadFunction {
+                    interface: name.to_owned(),
+                    function: fname.to_owned(),
+                    reason,
+                };
+                let (has_target, params) = split_leading(&func, "to", |t| matches!(t, Type::Variant(_)));
+                if !has_target {
+                    return Err(bad("an outgoing event takes `to: target` first".into()));
+                }
+                if func.results().len() != 0 {
+                    return Err(bad("an outgoing event returns nothing".into()));
+                }
+                check_all(&params, std::iter::empty()).map_err(bad)?;
+                functions.push(OutgoingEvent { wit_name: fname.to_owned(), wire_name: wire_name(fname), params });
+            }
+            outgoing = Some((name.to_owned(), functions));
+        }
+
+        Ok(Schema { incoming_interface, incoming: events, outgoing, lifecycle: lifecycle(engine, component) })
+    }
+}
+
+/// Finds the optional lifecycle exports of the host package.
+fn lifecycle(engine: &Engine, component: &Component) -> Lifecycle {
+    let ty = component.component_type();
+    let find = |interface: &str, function: &str| {
+        let (name, _) = ty.exports(engine).find(|(name, _)| unversioned(name) == format!("{PACKAGE}/{interface}"))?;
+        let (_, instance) = component.get_export(None, name)?;
+        component.get_export(Some(&instance), function).map(|(_, index)| index)
+    };
+    Lifecycle {
+        on_auth: find("auth", "on-auth"),
+        on_auth_ok: find("connected", "on-auth-ok"),
+        on_disconnect: find("disconnected", "on-disconnect"),
+    }
+}
+
+/// Splits off a leading parameter the host fills in (`from` or `to`).
+fn split_leading(func: &ComponentFunc, name: &str, fits: impl Fn(&Type) -> bool) -> (bool, Vec<(String, Type)>) {
+    let mut params: Vec<(String, Type)> = func.params().map(|(n, t)| (n.to_owned(), t)).collect();
+    let leading = params.first().is_some_and(|(n, t)| n == name && fits(t));
+    if leading {
+        params.remove(0);
+    }
+    (leading, params)
+}
+
+fn check_all(params: &[(String, Type)], results: impl Iterator<Item = Type>) -> Result<(), String> {
+    for (name, ty) in params {
+        check_supported(ty).map_err(|e| format!("parameter `{name}`: {e}"))?;
+    }
+    for ty in results {
+        check_supported(&ty).map_err(|e| format!("result: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `pkg:name/iface@1.0.0` -> `pkg:name/iface`.
+pub fn unversioned(name: &str) -> &str {
+    name.split_once('@').map_or(name, |(n, _)| n)
+}
+
+/// Whether `name` is the handler's own interface `iface` (not the host's).
+fn is_own(name: &str, iface: &str) -> bool {
+    let name = unversioned(name);
+    !name.starts_with(&format!("{PACKAGE}/")) && name.rsplit_once('/').is_some_and(|(_, i)| i == iface)
+}

@@ -1,0 +1,225 @@
+//! One WebSocket connection: a reader that decodes frames and drives the
+//! session, and a writer that numbers and encodes outgoing events. Generic
+//! over the byte stream, so every listener mode shares it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
+
+use crate::codec::{Codec, Frame, Message};
+use crate::config::Config;
+use crate::registry::{CloseRequest, Connection, Outbound};
+use crate::runtime::{Handler, RequestInfo};
+use crate::session::{Action, INVALID_AUTH_KEY, Session};
+
+/// Close code and reason for a frame that is not a protocol message.
+pub const CLOSE_MALFORMED: (u16, &str) = (1002, "Malformed message");
+/// Close code for a message over the size limit.
+pub const CLOSE_TOO_BIG: (u16, &str) = (1009, "Message too big");
+/// Close code after an auth rejection.
+pub const CLOSE_REJECTED: u16 = 1008;
+/// How long a closing peer gets to finish the close handshake, and the
+/// writer to flush what was queued before the close.
+const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+/// Serves one upgraded WebSocket until it closes.
+pub async fn serve<S>(ws: WebSocketStream<S>, request: RequestInfo, handler: Handler, config: Arc<Config>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let registry = handler.registry().clone();
+    let Connection { id, outbox, control } = registry.connect();
+    let span = tracing::debug_span!("connection", handler = handler.name(), client = id);
+    let _enter = span.enter();
+    tracing::debug!(path = %request.path, remote = ?request.remote_addr, "connected");
+
+    let (sink, mut stream) = ws.split();
+    let json = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(write_loop(sink, outbox, control.clone(), json.clone()));
+
+    let mut session = Session::new(config.messages_before_auth, config.pre_auth_queue_bytes);
+    let auth_deadline = tokio::time::sleep(config.auth_timeout());
+    tokio::pin!(auth_deadline);
+    let mut pending_auth: Option<std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>> = None;
+    let mut codec: Option<Codec> = None;
+    // The close the handler hears about: the peer's, or the one we asked for.
+    let mut closed_with: Option<(u16, String)> = None;
+    let close_deadline = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(close_deadline);
+    let mut closing = false;
+
+    loop {
+        let input = tokio::select! {
+            frame = stream.next() => Input::Read(frame),
+            () = &mut auth_deadline, if !session.auth_sent() => Input::AuthTimeout,
+            verdict = async { pending_auth.as_mut().expect("guarded").await }, if pending_auth.is_some() => {
+                pending_auth = None;
+                Input::Verdict(verdict)
+            }
+            request = control.requested(), if !closing => Input::CloseRequested(request),
+            () = &mut close_deadline => Input::CloseTimedOut,
+        };
+        let action = match input {
+            Input::Read(None) => break,
+            Input::Read(Some(Err(tungstenite::Error::Capacity(error)))) => {
+                tracing::debug!("{error}");
+                Action::Close { code: CLOSE_TOO_BIG.0, reason: CLOSE_TOO_BIG.1 }
+            }
+            Input::Read(Some(Err(error))) => {
+                tracing::debug!("read error: {error}");
+                break;
+            }
+            Input::Read(Some(Ok(WsMessage::Close(frame)))) => {
+                let peer = frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string()));
+                closed_with.get_or_insert(peer);
+                continue;
+            }
+            Input::Read(Some(Ok(WsMessage::Binary(_) | WsMessage::Text(_)))) if closing => continue,
+            Input::Read(Some(Ok(WsMessage::Binary(bytes)))) => read(Frame::Binary(bytes), &mut codec, &json, &mut session),
+            Input::Read(Some(Ok(WsMessage::Text(text)))) => read(Frame::Text(text.to_string()), &mut codec, &json, &mut session),
+            Input::Read(Some(Ok(_))) => continue,
+            Input::AuthTimeout => match session.on_auth_timeout() {
+                Some(action) => action,
+                None => continue,
+            },
+            Input::Verdict(verdict) => match session.on_auth_result(verdict) {
+                Ok(queued) => {
+                    registry.set_authenticated(id);
+                    registry.send_control(id, Message::AuthOk);
+                    handler.auth_ok(id).await;
+                    for event in queued {
+                        handler.dispatch(id, event).await;
+                    }
+                    continue;
+                }
+                Err(reject) => reject,
+            },
+            Input::CloseRequested(request) => {
+                closing = true;
+                closed_with.get_or_insert(request);
+                close_deadline.as_mut().reset(tokio::time::Instant::now() + CLOSE_GRACE * 2);
+                continue;
+            }
+            Input::CloseTimedOut => {
+                tracing::debug!("peer did not finish the close handshake");
+                break;
+            }
+        };
+        match action {
+            Action::Ignore(why) => tracing::trace!("ignored: {why}"),
+            Action::Authenticate { key } => {
+                let handler = handler.clone();
+                let request = request.clone();
+                pending_auth = Some(Box::pin(async move {
+                    handler.authenticate(id, key, request).await.map_err(|reason| {
+                        if reason.is_empty() { INVALID_AUTH_KEY.to_owned() } else { reason }
+                    })
+                }));
+            }
+            Action::Dispatch(event) => handler.dispatch(id, event).await,
+            Action::Reject { reason } => {
+                tracing::debug!("auth rejected: {reason}");
+                registry.send_control(id, Message::AuthRejected { reason: reason.clone() });
+                control.request(CLOSE_REJECTED, reason);
+            }
+            Action::Close { code, reason } => control.request(code, reason),
+        }
+    }
+
+    writer.abort();
+    let (code, reason) = closed_with.unwrap_or((1006, String::new()));
+    tracing::debug!(code, %reason, "disconnected");
+    handler.disconnected(id, code, reason).await;
+}
+
+/// What woke the reader up.
+enum Input {
+    Read(Option<Result<WsMessage, tungstenite::Error>>),
+    AuthTimeout,
+    Verdict(Result<(), String>),
+    CloseRequested((u16, String)),
+    CloseTimedOut,
+}
+
+/// Decodes a data frame and feeds it to the session; the first frame fixes
+/// the connection's codec (binary: ezez framing, text: JSON).
+fn read(frame: Frame, codec: &mut Option<Codec>, json: &AtomicBool, session: &mut Session) -> Action {
+    let kind = match frame {
+        Frame::Binary(_) => Codec::Binary,
+        Frame::Text(_) => Codec::Json,
+    };
+    let chosen = *codec.get_or_insert_with(|| {
+        json.store(kind == Codec::Json, Ordering::Relaxed);
+        kind
+    });
+    if chosen != kind {
+        return Action::Ignore("frame of the other codec's type");
+    }
+    let size = match &frame {
+        Frame::Binary(b) => b.len(),
+        Frame::Text(t) => t.len(),
+    };
+    match Codec::decode(&frame) {
+        Ok(message) => session.on_message(message, size),
+        Err(error) => {
+            tracing::debug!("malformed frame: {error}");
+            Action::Close { code: CLOSE_MALFORMED.0, reason: CLOSE_MALFORMED.1 }
+        }
+    }
+}
+
+/// Sends what the registry queues for this client, numbering events; on a
+/// close request, flushes what is queued (within a grace period) and closes.
+async fn write_loop<S>(
+    mut sink: futures_util::stream::SplitSink<WebSocketStream<S>, WsMessage>,
+    mut outbox: tokio::sync::mpsc::Receiver<Outbound>,
+    control: Arc<CloseRequest>,
+    json: Arc<AtomicBool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut next_id = 0u64;
+    let mut encode = |item: Outbound| {
+        let codec = if json.load(Ordering::Relaxed) { Codec::Json } else { Codec::Binary };
+        let frame = match item {
+            Outbound::Event(event) => {
+                next_id += 1;
+                event.frame(codec, next_id)
+            }
+            Outbound::Control(message) => codec.encode(&message),
+        };
+        match frame {
+            Frame::Binary(bytes) => WsMessage::Binary(bytes),
+            Frame::Text(text) => WsMessage::Text(text.into()),
+        }
+    };
+    let (code, reason) = loop {
+        tokio::select! {
+            item = outbox.recv() => match item {
+                Some(item) => {
+                    if sink.send(encode(item)).await.is_err() {
+                        return;
+                    }
+                }
+                None => return,
+            },
+            request = control.requested() => break request,
+        }
+    };
+    let flush = async {
+        while let Ok(item) = outbox.try_recv() {
+            sink.feed(encode(item)).await?;
+        }
+        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+        sink.send(WsMessage::Close(Some(frame))).await
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, flush).await;
+}
+

@@ -1,0 +1,93 @@
+//! The `ws-host` binary: serves a handler, says where it listens, and fails
+//! with a one-line reason on a taken port, a missing file or a file that is
+//! not a handler.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use ws_host::codec::Message;
+use ws_host_tests::{Client, guests, s};
+
+fn ws_host() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ws-host"));
+    command.env("RUST_LOG", "warn");
+    command
+}
+
+/// Starts `ws-host run` on a free port; returns the child and its URL.
+fn start(handler: &str) -> (Child, String) {
+    let mut child = ws_host()
+        .args(["run", handler, "--port", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn ws-host");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read stdout");
+    let url = line.trim().strip_prefix("ws-host listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    (child, url.to_owned())
+}
+
+/// Runs to completion; returns (success, stderr).
+fn fails(args: &[&str]) -> String {
+    let output = ws_host().args(args).output().expect("run ws-host");
+    assert!(!output.status.success(), "should fail: {args:?}");
+    String::from_utf8(output.stderr).unwrap()
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    child.wait().unwrap()
+}
+
+#[tokio::test]
+async fn run_serves_the_chat_example_and_stops_cleanly_on_sigterm() {
+    let (mut child, url) = start(guests::CHAT);
+    let mut ann = Client::connect(&url).await;
+    assert_eq!(ann.auth("ann").await, Message::AuthOk);
+    let reply = ann.request("join", vec![s("lobby")]).await;
+    assert_eq!(reply.args, vec![ws_host::codec::Value::Array(vec![s("ann")])]);
+    let status = terminate(&mut child);
+    assert_eq!(ann.closed().await.0.0, 1001);
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn a_taken_port_is_a_one_line_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let stderr = fails(&["run", guests::ECHO, "--port", &port]);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{stderr}");
+}
+
+#[test]
+fn a_missing_file_is_a_one_line_error() {
+    let stderr = fails(&["run", "/nonexistent/handler.wasm"]);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: cannot read handler /nonexistent/handler.wasm"), "{stderr}");
+}
+
+#[test]
+fn a_file_that_is_not_a_handler_is_a_one_line_error() {
+    let garbage = std::env::temp_dir().join(format!("ws-host-garbage-{}.wasm", std::process::id()));
+    std::fs::write(&garbage, b"definitely not wasm").unwrap();
+    let stderr = fails(&["run", garbage.to_str().unwrap()]);
+    std::fs::remove_file(&garbage).unwrap();
+    assert!(stderr.contains("is not a WebAssembly component"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let stderr = fails(&["run", guests::BARE]);
+    assert!(stderr.contains("bare is not a valid handler: it exports no `incoming` interface"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [&["--help"][..], &["run", "--help"]] {
+        let output = ws_host().args(args).output().unwrap();
+        assert!(output.status.success());
+        let text = String::from_utf8(output.stdout).unwrap();
+        assert!(text.contains("Usage: ws-host"), "{text}");
+    }
+}

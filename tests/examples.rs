@@ -1,0 +1,75 @@
+//! The example handlers keep the exact event contracts the README promises.
+
+use bytes::Bytes;
+use ws_host::codec::{Message, Value};
+use ws_host_tests::{Client, TestServer, guests, n, obj, s};
+
+fn message(room: &str, author: &str, text: &str, seq: f64) -> Value {
+    obj(&[("room", s(room)), ("author", s(author)), ("text", s(text)), ("seq", n(seq))])
+}
+
+fn nicks(names: &[&str]) -> Vec<Value> {
+    vec![Value::Array(names.iter().map(|name| s(name)).collect())]
+}
+
+#[tokio::test]
+async fn echo_replies_with_text_and_bytes() {
+    let server = TestServer::start(guests::ECHO).await;
+    let mut client = server.client("any key at all").await;
+    assert_eq!(client.request("echo", vec![s("hello")]).await.args, vec![s("hello")]);
+    let bytes = Value::Bytes(Bytes::from_static(b"\x00\x01\xff"));
+    let reply = client.request("echoBytes", vec![bytes.clone()]).await;
+    assert_eq!((reply.name.as_str(), reply.args), ("echoBytes", vec![bytes]));
+    let mut empty_key = Client::connect(&server.url()).await;
+    assert_eq!(empty_key.auth("").await, Message::AuthOk);
+}
+
+#[tokio::test]
+async fn chat_rooms_messages_history_and_leaving() {
+    let server = TestServer::start(guests::CHAT).await;
+    let mut ann = server.client("ann").await;
+    let mut bob = server.client("bob").await;
+
+    assert_eq!(ann.request("join", vec![s("lobby")]).await.args, nicks(&["ann"]));
+    assert_eq!(bob.request("join", vec![s("lobby")]).await.args, nicks(&["ann", "bob"]));
+    let joined = ann.next_event().await;
+    assert_eq!((joined.name.as_str(), joined.args), ("joined", vec![s("lobby"), s("bob")]));
+
+    ann.send("say", vec![s("lobby"), s("hi bob")]).await;
+    bob.send("say", vec![s("lobby"), s("hi ann")]).await;
+    for client in [&mut ann, &mut bob] {
+        let first = client.next_event().await;
+        let second = client.next_event().await;
+        assert_eq!(first.name, "said");
+        assert_eq!(first.args, vec![message("lobby", "ann", "hi bob", 1.0)]);
+        assert_eq!(second.args, vec![message("lobby", "bob", "hi ann", 2.0)]);
+    }
+
+    // Saying something in a room one is not in does nothing.
+    ann.send("say", vec![s("elsewhere"), s("lost")]).await;
+    let history = ann.request("history", vec![s("lobby"), n(1.0)]).await;
+    assert_eq!(history.args, vec![Value::Array(vec![message("lobby", "bob", "hi ann", 2.0)])]);
+    let all = ann.request("history", vec![s("lobby"), n(10.0)]).await;
+    assert_eq!(all.args, vec![Value::Array(vec![message("lobby", "ann", "hi bob", 1.0), message("lobby", "bob", "hi ann", 2.0)])]);
+    assert_eq!(ann.request("history", vec![s("elsewhere"), n(10.0)]).await.args, vec![Value::Array(vec![])]);
+
+    bob.send("leave", vec![s("lobby")]).await;
+    let left = ann.next_event().await;
+    assert_eq!((left.name.as_str(), left.args), ("left", vec![s("lobby"), s("bob")]));
+
+    // Disconnecting leaves every room.
+    let mut cid = server.client("cid").await;
+    cid.request("join", vec![s("lobby")]).await;
+    assert_eq!(ann.next_event().await.args, vec![s("lobby"), s("cid")]);
+    cid.close().await;
+    let left = ann.next_event().await;
+    assert_eq!((left.name.as_str(), left.args), ("left", vec![s("lobby"), s("cid")]));
+    assert_eq!(ann.request("join", vec![s("lobby")]).await.args, nicks(&["ann"]));
+}
+
+#[tokio::test]
+async fn chat_rejects_an_empty_nickname() {
+    let server = TestServer::start(guests::CHAT).await;
+    let mut client = Client::connect(&server.url()).await;
+    assert_eq!(client.auth("").await, Message::AuthRejected { reason: "Invalid auth key".into() });
+}

@@ -1,0 +1,212 @@
+//! Test support: the compiled guests, an in-process server on port 0, and a
+//! small ezez client over a real WebSocket.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use ws_host::codec::{Codec, Event, Frame, Message, Value};
+use ws_host::{Config, Handler, Runtime};
+
+/// Paths of the compiled guest components (built by `build.rs`).
+pub mod guests {
+    pub const ECHO: &str = env!("GUEST_ECHO");
+    pub const CHAT: &str = env!("GUEST_CHAT");
+    pub const FIXTURE: &str = env!("GUEST_FIXTURE");
+    pub const BARE: &str = env!("GUEST_BARE");
+}
+
+/// Longest any single step may take before a test fails instead of hanging.
+pub const STEP: Duration = Duration::from_secs(10);
+
+/// One engine for the whole test binary.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new().expect("engine"))
+}
+
+/// A server on a free port, serving one handler in this process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub handler: Handler,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start(wasm: &str) -> TestServer {
+        TestServer::with_config(wasm, Config::default()).await
+    }
+
+    pub async fn with_config(wasm: &str, config: Config) -> TestServer {
+        let handler = Handler::load_file(runtime(), wasm.as_ref(), &config).expect("load handler");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(ws_host::server::serve(listener, handler.clone(), config, async {
+            let _ = rx.await;
+        }));
+        TestServer { addr, handler, shutdown: Some(tx), task: Some(task) }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/", self.addr)
+    }
+
+    /// A client that has passed auth with `key`.
+    pub async fn client(&self, key: &str) -> Client {
+        let mut client = Client::connect(&self.url()).await;
+        assert_eq!(client.auth(key).await, Message::AuthOk);
+        client
+    }
+
+    /// Shuts down gracefully and waits for the server to finish.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.take().unwrap().send(());
+        tokio::time::timeout(STEP * 2, self.task.take().unwrap()).await.expect("shutdown in time").unwrap().unwrap();
+    }
+}
+
+/// A client speaking the ezez protocol with ws-host's own codec.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+    pub codec: Codec,
+    /// Events received while waiting for something else.
+    backlog: Vec<Event>,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(url)).await.expect("connect in time").expect("connect");
+        Client { ws, next_id: 0, codec: Codec::Binary, backlog: Vec::new() }
+    }
+
+    pub async fn send_frame(&mut self, frame: WsMessage) {
+        self.ws.send(frame).await.expect("send");
+    }
+
+    pub async fn send_message(&mut self, message: &Message) {
+        let frame = match self.codec.encode(message) {
+            Frame::Binary(b) => WsMessage::Binary(b),
+            Frame::Text(t) => WsMessage::Text(t.into()),
+        };
+        self.send_frame(frame).await;
+    }
+
+    /// Sends the auth frame and returns the server's answer.
+    pub async fn auth(&mut self, key: &str) -> Message {
+        self.send_message(&Message::Auth { key: key.into(), version: Value::Number(1.0) }).await;
+        self.recv().await
+    }
+
+    /// Sends an event; returns its id.
+    pub async fn send(&mut self, name: &str, args: Vec<Value>) -> u64 {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.send_message(&Message::Event(Event { name: name.into(), id, reply_to: None, args })).await;
+        id
+    }
+
+    /// Sends an event and waits for the reply to it (an error reply too).
+    pub async fn request(&mut self, name: &str, args: Vec<Value>) -> Event {
+        let id = self.send(name, args).await;
+        self.reply_to(id).await
+    }
+
+    /// Waits for the reply to event `id`, keeping other events for later.
+    pub async fn reply_to(&mut self, id: u64) -> Event {
+        if let Some(i) = self.backlog.iter().position(|e| e.reply_to == Some(id)) {
+            return self.backlog.remove(i);
+        }
+        loop {
+            match self.recv().await {
+                Message::Event(e) if e.reply_to == Some(id) => return e,
+                Message::Event(e) => self.backlog.push(e),
+                other => panic!("expected the reply to {id}, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next event that is not a reply (from the backlog first).
+    pub async fn next_event(&mut self) -> Event {
+        if let Some(i) = self.backlog.iter().position(|e| e.reply_to.is_none()) {
+            return self.backlog.remove(i);
+        }
+        loop {
+            match self.recv().await {
+                Message::Event(e) if e.reply_to.is_none() => return e,
+                Message::Event(e) => self.backlog.push(e),
+                other => panic!("expected an event, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next protocol message.
+    pub async fn recv(&mut self) -> Message {
+        loop {
+            let frame = tokio::time::timeout(STEP, self.ws.next()).await.expect("a message in time");
+            match frame.expect("connection open").expect("read") {
+                WsMessage::Binary(b) => return Codec::decode(&Frame::Binary(b)).expect("decodable"),
+                WsMessage::Text(t) => return Codec::decode(&Frame::Text(t.to_string())).expect("decodable"),
+                WsMessage::Close(frame) => panic!("closed while waiting for a message: {frame:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next text frame, as it is.
+    pub async fn next_text(&mut self) -> String {
+        loop {
+            let frame = tokio::time::timeout(STEP, self.ws.next()).await.expect("a message in time");
+            match frame.expect("connection open").expect("read") {
+                WsMessage::Text(t) => return t.to_string(),
+                WsMessage::Close(frame) => panic!("closed while waiting for text: {frame:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Reads until the server closes; returns its close code and reason.
+    /// Messages received on the way are returned too.
+    pub async fn closed(&mut self) -> ((u16, String), Vec<Message>) {
+        let mut seen = Vec::new();
+        loop {
+            let frame = tokio::time::timeout(STEP, self.ws.next()).await.expect("close in time");
+            match frame {
+                Some(Ok(WsMessage::Close(Some(f)))) => return ((f.code.into(), f.reason.to_string()), seen),
+                Some(Ok(WsMessage::Close(None))) => return ((1005, String::new()), seen),
+                Some(Ok(WsMessage::Binary(b))) => seen.push(Codec::decode(&Frame::Binary(b)).expect("decodable")),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("connection failed instead of closing: {e}"),
+                None => panic!("connection ended without a close frame"),
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(STEP, self.ws.next()).await {}
+    }
+}
+
+/// `Value::String`.
+pub fn s(text: &str) -> Value {
+    Value::String(text.into())
+}
+
+/// `Value::Number`.
+pub fn n(number: f64) -> Value {
+    Value::Number(number)
+}
+
+/// An object from key-value pairs.
+pub fn obj(entries: &[(&str, Value)]) -> Value {
+    Value::Object(entries.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect())
+}
