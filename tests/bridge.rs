@@ -49,9 +49,15 @@ async fn every_kind_round_trips() {
     assert_eq!(roundtrip(&mut c, "echoF64", n(f64::NEG_INFINITY)).await, same(n(f64::NEG_INFINITY)));
 
     // 64-bit integers come back as bigints, and accept numbers or bigints.
-    assert_eq!(roundtrip(&mut c, "echoU64", Value::BigInt(u64::MAX.into())).await, same(Value::BigInt(u64::MAX.into())));
+    assert_eq!(
+        roundtrip(&mut c, "echoU64", Value::BigInt(u64::MAX.into())).await,
+        same(Value::BigInt(u64::MAX.into()))
+    );
     assert_eq!(roundtrip(&mut c, "echoU64", n(42.0)).await, same(Value::BigInt(42)));
-    assert_eq!(roundtrip(&mut c, "echoS64", Value::BigInt(i64::MIN.into())).await, same(Value::BigInt(i64::MIN.into())));
+    assert_eq!(
+        roundtrip(&mut c, "echoS64", Value::BigInt(i64::MIN.into())).await,
+        same(Value::BigInt(i64::MIN.into()))
+    );
 
     assert_eq!(roundtrip(&mut c, "echoChar", s("\u{1f44b}")).await, same(s("\u{1f44b}")));
     assert_eq!(roundtrip(&mut c, "echoString", s("h\u{e9}llo\0")).await, same(s("h\u{e9}llo\0")));
@@ -59,10 +65,7 @@ async fn every_kind_round_trips() {
     let bytes = Value::Bytes(Bytes::from_static(&[0, 1, 255]));
     assert_eq!(roundtrip(&mut c, "echoBytes", bytes.clone()).await, same(bytes.clone()));
     assert_eq!(roundtrip(&mut c, "echoBytes", Value::Array(vec![n(0.0), n(1.0), n(255.0)])).await, same(bytes));
-    assert_eq!(
-        roundtrip(&mut c, "echoBytes", Value::Bytes(Bytes::new())).await,
-        same(Value::Bytes(Bytes::new()))
-    );
+    assert_eq!(roundtrip(&mut c, "echoBytes", Value::Bytes(Bytes::new())).await, same(Value::Bytes(Bytes::new())));
 
     let points = Value::Array(vec![point(1.0, -2.0, s("a")), point(3.0, 4.0, Value::Null)]);
     assert_eq!(roundtrip(&mut c, "echoList", points.clone()).await, same(points));
@@ -125,11 +128,23 @@ async fn values_that_do_not_fit_are_refused_with_what_was_expected() {
         ("echoChar", s("ab"), "expected string of one character (char), got string of 2 characters"),
         ("echoString", Value::Null, "expected string, got null"),
         ("echoBytes", Value::Array(vec![n(256.0)]), "[0]: expected integer in 0..=255 (u8), got 256 (out of range)"),
-        ("echoList", Value::Array(vec![obj(&[("x", n(1.0))])]), "[0].y: expected integer in -2147483648..=2147483647 (s32), got nothing (missing field)"),
+        (
+            "echoList",
+            Value::Array(vec![obj(&[("x", n(1.0))])]),
+            "[0].y: expected integer in -2147483648..=2147483647 (s32), got nothing (missing field)",
+        ),
         ("echoTuple", Value::Array(vec![s("a")]), "expected array of 2 items, got array of 1 items"),
         ("echoRecord", obj(&[("x", n(1.0)), ("y", n(2.0)), ("z", n(3.0))]), "z: expected no such field, got a value"),
-        ("echoRecord", obj(&[("x", n(1.0)), ("y", s("2"))]), "y: expected integer in -2147483648..=2147483647 (s32), got string"),
-        ("echoVariant", obj(&[("tag", s("hexagon"))]), "expected {tag, val} with tag one of \"circle\", \"square\", \"empty\", got tag \"hexagon\""),
+        (
+            "echoRecord",
+            obj(&[("x", n(1.0)), ("y", s("2"))]),
+            "y: expected integer in -2147483648..=2147483647 (s32), got string",
+        ),
+        (
+            "echoVariant",
+            obj(&[("tag", s("hexagon"))]),
+            "expected {tag, val} with tag one of \"circle\", \"square\", \"empty\", got tag \"hexagon\"",
+        ),
         ("echoVariant", obj(&[("tag", s("circle"))]), "val: expected number, got nothing"),
         ("echoEnum", s("blue"), "expected one of \"red\", \"light-blue\", got \"blue\""),
         ("echoFlags", obj(&[("delete", Value::Bool(true))]), "delete: expected no such flag, got a value"),

@@ -5,16 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const WORKSPACES: &[(&str, &[&str])] =
-    &[("../examples/guests", &["echo", "chat"]), ("guests", &["fixture", "bare"])];
+const WORKSPACES: &[(&str, &[&str])] = &[("../examples/guests", &["echo", "chat"]), ("guests", &["fixture", "bare"])];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap().to_path_buf();
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-        .join("guests");
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target")).join("guests");
     for watched in ["wit", "guest-sdk/src", "guest-sdk/Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }

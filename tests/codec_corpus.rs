@@ -9,7 +9,8 @@ fn reference_frames_round_trip_byte_for_byte() {
     let corpus = include_str!("corpus/ezez-frames.hex");
     let mut count = 0;
     for (line, hex) in corpus.lines().enumerate() {
-        let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        let bytes: Vec<u8> =
+            (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
         let values = ws_host::codec::decode_values(&Bytes::from(bytes.clone()))
             .unwrap_or_else(|e| panic!("line {}: {e}", line + 1));
         assert_eq!(ws_host::codec::encode_values(&values), bytes, "line {} re-encodes differently", line + 1);

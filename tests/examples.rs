@@ -50,7 +50,10 @@ async fn chat_rooms_messages_history_and_leaving() {
     let history = ann.request("history", vec![s("lobby"), n(1.0)]).await;
     assert_eq!(history.args, vec![Value::Array(vec![message("lobby", "bob", "hi ann", 2.0)])]);
     let all = ann.request("history", vec![s("lobby"), n(10.0)]).await;
-    assert_eq!(all.args, vec![Value::Array(vec![message("lobby", "ann", "hi bob", 1.0), message("lobby", "bob", "hi ann", 2.0)])]);
+    assert_eq!(
+        all.args,
+        vec![Value::Array(vec![message("lobby", "ann", "hi bob", 1.0), message("lobby", "bob", "hi ann", 2.0)])]
+    );
     assert_eq!(ann.request("history", vec![s("elsewhere"), n(10.0)]).await.args, vec![Value::Array(vec![])]);
 
     bob.send("leave", vec![s("lobby")]).await;

@@ -22,7 +22,7 @@ async fn every_kind_of_guest_failure_replaces_the_instance_and_keeps_connections
     let server = TestServer::with_config(guests::FIXTURE, config).await;
     let mut victim = server.client("victim").await;
     let mut bystander = server.client("bystander").await;
-    victim.request("setCtx", vec![s("kept")]).await;
+    victim.send("setCtx", vec![s("kept")]).await;
     bystander.request("join", vec![s("lobby")]).await;
 
     for how in ["panic", "loop", "alloc", "recurse"] {
@@ -50,28 +50,28 @@ async fn targets_reach_exactly_whom_they_name_and_only_authenticated_clients() {
     b.request("join", vec![s("r")]).await;
 
     let ping = |value: f64| vec![n(value)];
-    a.request("send", vec![s("me"), n(1.0)]).await;
+    a.send("send", vec![s("me"), n(1.0)]).await;
     assert_eq!(a.next_event().await.args, ping(1.0));
 
-    a.request("send", vec![s("all"), n(2.0)]).await;
+    a.send("send", vec![s("all"), n(2.0)]).await;
     for client in [&mut a, &mut b, &mut c] {
         let event = client.next_event().await;
         assert_eq!((event.name.as_str(), event.args), ("ping", ping(2.0)));
     }
 
-    a.request("send", vec![s("all-but-me"), n(3.0)]).await;
+    a.send("send", vec![s("all-but-me"), n(3.0)]).await;
     assert_eq!(b.next_event().await.args, ping(3.0));
     assert_eq!(c.next_event().await.args, ping(3.0));
 
-    a.request("send", vec![s("room:r"), n(4.0)]).await;
+    a.send("send", vec![s("room:r"), n(4.0)]).await;
     assert_eq!(a.next_event().await.args, ping(4.0));
     assert_eq!(b.next_event().await.args, ping(4.0));
 
-    a.request("send", vec![s("room-but-me:r"), n(5.0)]).await;
+    a.send("send", vec![s("room-but-me:r"), n(5.0)]).await;
     assert_eq!(b.next_event().await.args, ping(5.0));
 
     // Marker: each client's next event is the marker, so nothing else slipped in.
-    a.request("send", vec![s("all"), n(99.0)]).await;
+    a.send("send", vec![s("all"), n(99.0)]).await;
     for client in [&mut a, &mut b, &mut c] {
         assert_eq!(client.next_event().await.args, ping(99.0));
     }
@@ -89,7 +89,7 @@ async fn contexts_rooms_and_the_client_list_live_in_the_host() {
 
     // on-auth-ok set the context to "fresh".
     assert_eq!(a.request("getCtx", vec![]).await.args, vec![s("fresh")]);
-    a.request("setCtx", vec![s("alice")]).await;
+    a.send("setCtx", vec![s("alice")]).await;
     assert_eq!(a.request("getCtx", vec![]).await.args, vec![s("alice")]);
     assert_eq!(b.request("getCtx", vec![]).await.args, vec![s("fresh")]);
 
@@ -97,7 +97,7 @@ async fn contexts_rooms_and_the_client_list_live_in_the_host() {
     let members = b.request("join", vec![s("x")]).await;
     let ids = |ids: &[u64]| vec![Value::Array(ids.iter().map(|i| Value::BigInt((*i).into())).collect())];
     assert_eq!(members.args, ids(&[a_id, b_id]));
-    a.request("leave", vec![s("x")]).await;
+    a.send("leave", vec![s("x")]).await;
     assert_eq!(a.request("myRooms", vec![]).await.args, vec![Value::Array(vec![])]);
     assert_eq!(a.request("allClients", vec![]).await.args, ids(&[a_id, b_id]));
 
@@ -116,7 +116,7 @@ async fn the_handler_can_disconnect_a_client_and_sees_every_disconnect() {
     let mut target = server.client("target").await;
     let target_id = id_of(&target.request("whoami", vec![]).await);
 
-    watcher.request("kick", vec![Value::BigInt(target_id.into()), n(4000.0), s("bye")]).await;
+    watcher.send("kick", vec![Value::BigInt(target_id.into()), n(4000.0), s("bye")]).await;
     let ((code, reason), _) = target.closed().await;
     assert_eq!((code, reason.as_str()), (4000, "bye"));
     // on-disconnect ran with the code (the fixture pings the watchers with it).

@@ -92,7 +92,8 @@ mod bindings {
     wit_bindgen::generate!({
         world: "ws-host:server/handler",
         path: "../wit",
-        pub_export_macro: true,
+        // `target` and `room-except` are used by handlers' own interfaces only.
+        generate_unused_types: true,
     });
 }
 
@@ -113,12 +114,12 @@ macro_rules! generate {
             world: $world,
             path: $path,
             with: {
-                "ws-host:server/types@0.1.0": $crate::types,
-                "ws-host:server/host@0.1.0": $crate::host,
+                "ws-host:server/types@0.1.0": ws_host_guest::types,
+                "ws-host:server/host@0.1.0": ws_host_guest::host,
             },
             generate_all,
-            runtime_path: "ws_host_guest::wit_bindgen",
-            bitflags_path: "ws_host_guest::wit_bindgen::bitflags",
+            runtime_path: "ws_host_guest::wit_bindgen::rt",
+            bitflags_path: "ws_host_guest::wit_bindgen::rt::bitflags",
         });
     };
 }

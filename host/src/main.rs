@@ -88,7 +88,7 @@ fn main() -> ExitCode {
 #[tokio::main]
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = args.config();
-    let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e:#}"))?;
+    let runtime = Runtime::new()?;
     let handler = Handler::load_file(&runtime, &args.handler, &config)?;
     let address = SocketAddr::new(args.host, args.port);
     let listener = tokio::net::TcpListener::bind(address)

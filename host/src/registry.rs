@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{mpsc, watch};
 
 use crate::codec::{Message, OutgoingEvent};
 
@@ -46,32 +46,42 @@ pub struct Connection {
     pub control: Arc<CloseRequest>,
 }
 
-/// A request to close a connection, raised by anyone, acted on by its writer.
-#[derive(Default, Debug)]
+/// A request to close a connection, raised by anyone (the handler, the
+/// registry, the reader), seen by both halves of the connection.
+#[derive(Debug)]
 pub struct CloseRequest {
-    reason: Mutex<Option<(u16, String)>>,
-    notify: Notify,
+    state: watch::Sender<Option<(u16, String)>>,
+}
+
+impl Default for CloseRequest {
+    fn default() -> Self {
+        CloseRequest { state: watch::Sender::new(None) }
+    }
 }
 
 impl CloseRequest {
     /// Asks for the connection to close; the first request wins.
     pub fn request(&self, code: u16, reason: impl Into<String>) {
-        let mut slot = self.reason.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_none() {
-            *slot = Some((code, reason.into()));
-        }
-        drop(slot);
-        self.notify.notify_one();
+        let reason = reason.into();
+        self.state.send_if_modified(|state| {
+            if state.is_some() {
+                return false;
+            }
+            *state = Some((code, reason));
+            true
+        });
+    }
+
+    /// The close asked for so far, if any.
+    pub fn current(&self) -> Option<(u16, String)> {
+        self.state.borrow().clone()
     }
 
     /// Waits until a close is requested, and says how.
     pub async fn requested(&self) -> (u16, String) {
-        loop {
-            if let Some(request) = self.reason.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-                return request;
-            }
-            self.notify.notified().await;
-        }
+        let mut watcher = self.state.subscribe();
+        let request = watcher.wait_for(Option::is_some).await.expect("the sender lives in self");
+        request.clone().expect("waited for some")
     }
 }
 
@@ -112,8 +122,13 @@ impl Registry {
         let id = NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.queue_capacity);
         let control = Arc::new(CloseRequest::default());
-        let client =
-            Client { outbox: tx, control: control.clone(), authenticated: false, context: None, rooms: BTreeSet::new() };
+        let client = Client {
+            outbox: tx,
+            control: control.clone(),
+            authenticated: false,
+            context: None,
+            rooms: BTreeSet::new(),
+        };
         self.state().clients.insert(id, client);
         Connection { id, outbox: rx, control }
     }
@@ -224,11 +239,9 @@ impl Registry {
             Target::All => state.clients.keys().copied().collect(),
             Target::AllExcept(except) => state.clients.keys().copied().filter(|id| id != except).collect(),
             Target::Room(room) => state.rooms.get(room).map(|m| m.iter().copied().collect()).unwrap_or_default(),
-            Target::RoomExcept { room, except } => state
-                .rooms
-                .get(room)
-                .map(|m| m.iter().copied().filter(|id| id != except).collect())
-                .unwrap_or_default(),
+            Target::RoomExcept { room, except } => {
+                state.rooms.get(room).map(|m| m.iter().copied().filter(|id| id != except).collect()).unwrap_or_default()
+            }
         };
         let mut delivered = 0;
         for id in recipients {

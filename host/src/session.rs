@@ -181,7 +181,10 @@ mod tests {
         let mut s = Session::new(BeforeAuth::Queue, 100);
         s.on_message(auth(Value::Number(1.0)), 10);
         s.on_message(event(1), 10);
-        assert_eq!(s.on_auth_result(Err(INVALID_AUTH_KEY.into())), Err(Action::Reject { reason: INVALID_AUTH_KEY.into() }));
+        assert_eq!(
+            s.on_auth_result(Err(INVALID_AUTH_KEY.into())),
+            Err(Action::Reject { reason: INVALID_AUTH_KEY.into() })
+        );
         assert!(matches!(s.on_message(event(2), 10), Action::Ignore(_)));
     }
 

@@ -16,14 +16,12 @@ fn ws_host() -> Command {
 
 /// Starts `ws-host run` on a free port; returns the child and its URL.
 fn start(handler: &str) -> (Child, String) {
-    let mut child = ws_host()
-        .args(["run", handler, "--port", "0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn ws-host");
+    let mut child =
+        ws_host().args(["run", handler, "--port", "0"]).stdout(Stdio::piped()).spawn().expect("spawn ws-host");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read stdout");
-    let url = line.trim().strip_prefix("ws-host listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let url =
+        line.trim().strip_prefix("ws-host listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
     (child, url.to_owned())
 }
 

@@ -45,6 +45,11 @@ impl TestServer {
     }
 
     pub async fn with_config(wasm: &str, config: Config) -> TestServer {
+        // `RUST_LOG=ws_host=debug cargo test ...` shows the server's log.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let handler = Handler::load_file(runtime(), wasm.as_ref(), &config).expect("load handler");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
@@ -84,7 +89,10 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(url: &str) -> Client {
-        let (ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(url)).await.expect("connect in time").expect("connect");
+        let (ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connect in time")
+            .expect("connect");
         Client { ws, next_id: 0, codec: Codec::Binary, backlog: Vec::new() }
     }
 

@@ -52,9 +52,9 @@ pub fn from_wit(val: &Val, ty: &Type) -> Value {
             tagged(tag, payload.as_deref().zip(case_ty.as_ref()))
         }
         (Val::Enum(name), _) => Value::String(name.clone()),
-        (Val::Flags(set), Type::Flags(flags)) => Value::Object(
-            flags.names().map(|n| (wire_name(n), Value::Bool(set.iter().any(|s| s == n)))).collect(),
-        ),
+        (Val::Flags(set), Type::Flags(flags)) => {
+            Value::Object(flags.names().map(|n| (wire_name(n), Value::Bool(set.iter().any(|s| s == n)))).collect())
+        }
         (Val::Option(inner), Type::Option(option)) => {
             let inner_ty = option.ty();
             match (inner, &inner_ty) {

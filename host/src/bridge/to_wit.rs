@@ -68,7 +68,9 @@ pub fn to_wit(value: &Value, ty: &Type) -> Result<Val, Mismatch> {
                 let mut chars = s.chars();
                 match (chars.next(), chars.next()) {
                     (Some(c), None) => Val::Char(c),
-                    _ => return Err(Mismatch::new(describe(ty), format!("string of {} characters", s.chars().count()))),
+                    _ => {
+                        return Err(Mismatch::new(describe(ty), format!("string of {} characters", s.chars().count())));
+                    }
                 }
             }
             _ => return Err(wrong()),
@@ -114,7 +116,9 @@ pub fn to_wit(value: &Value, ty: &Type) -> Result<Val, Mismatch> {
             for (name, wire, ty) in fields {
                 let val = match (value.get(&wire), &ty) {
                     (None, Type::Option(_)) => Val::Option(None),
-                    (None, _) => return Err(Mismatch::new(describe(&ty), "nothing (missing field)").at(format_args!(".{wire}"))),
+                    (None, _) => {
+                        return Err(Mismatch::new(describe(&ty), "nothing (missing field)").at(format_args!(".{wire}")));
+                    }
                     (Some(v), _) => to_wit(v, &ty).map_err(|m| m.at(format_args!(".{wire}")))?,
                 };
                 vals.push((name.to_owned(), val));
@@ -123,7 +127,10 @@ pub fn to_wit(value: &Value, ty: &Type) -> Result<Val, Mismatch> {
         }
         Type::Variant(variant) => {
             let (tag, payload) = tagged(value).ok_or_else(wrong)?;
-            let case = variant.cases().find(|c| c.name == tag).ok_or_else(|| Mismatch::new(describe(ty), format!("tag {tag:?}")))?;
+            let case = variant
+                .cases()
+                .find(|c| c.name == tag)
+                .ok_or_else(|| Mismatch::new(describe(ty), format!("tag {tag:?}")))?;
             let payload = match (case.ty, payload) {
                 (None, _) => None,
                 (Some(ty), Some(v)) => Some(Box::new(to_wit(v, &ty).map_err(|m| m.at(".val"))?)),
@@ -159,11 +166,16 @@ pub fn to_wit(value: &Value, ty: &Type) -> Result<Val, Mismatch> {
             } else if let Type::Option(_) = inner {
                 match tagged(value) {
                     Some(("none", _)) => Val::Option(None),
-                    Some(("some", Some(v))) => Val::Option(Some(Box::new(to_wit(v, &inner).map_err(|m| m.at(".val"))?))),
+                    Some(("some", Some(v))) => {
+                        Val::Option(Some(Box::new(to_wit(v, &inner).map_err(|m| m.at(".val"))?)))
+                    }
                     _ => return Err(Mismatch::new("null or {tag: \"some\" | \"none\", val}", value.kind())),
                 }
             } else {
-                Val::Option(Some(Box::new(to_wit(value, &inner)?)))
+                // At the top, say "T or null" rather than just "T".
+                let inner_val = to_wit(value, &inner)
+                    .map_err(|m| if m.path.is_empty() { Mismatch::new(describe(ty), m.got) } else { m })?;
+                Val::Option(Some(Box::new(inner_val)))
             }
         }
         Type::Result(result) => {
@@ -185,11 +197,7 @@ pub fn to_wit(value: &Value, ty: &Type) -> Result<Val, Mismatch> {
 }
 
 fn items_to_wit(items: &[Value], element: &Type) -> Result<Vec<Val>, Mismatch> {
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| to_wit(item, element).map_err(|m| m.at(format_args!("[{i}]"))))
-        .collect()
+    items.iter().enumerate().map(|(i, item)| to_wit(item, element).map_err(|m| m.at(format_args!("[{i}]")))).collect()
 }
 
 /// `{tag, val}`: the tag and the value when present.
@@ -204,7 +212,9 @@ fn tagged(value: &Value) -> Option<(&str, Option<&Value>)> {
 fn integer<T: TryFrom<i128>>(value: &Value, ty: &Type) -> Result<T, Mismatch> {
     let wide = match value {
         Value::Number(n) if n.fract() == 0.0 && n.abs() <= MAX_SAFE_INTEGER => *n as i128,
-        Value::Number(n) => return Err(Mismatch::new(describe(ty), format!("number {}", crate::codec::js_number_to_string(*n)))),
+        Value::Number(n) => {
+            return Err(Mismatch::new(describe(ty), format!("number {}", crate::codec::js_number_to_string(*n))));
+        }
         Value::BigInt(i) => *i,
         other => return Err(Mismatch::new(describe(ty), other.kind())),
     };

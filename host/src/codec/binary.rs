@@ -21,9 +21,10 @@ pub fn decode(frame: &Bytes) -> Result<Vec<Value>, CodecError> {
         let (&mark, digits) = header.split_last().ok_or(CodecError::BadLength(String::new()))?;
         let len = parse_length(digits)?;
         let start = pos + header_len + 1;
-        let end = start.checked_add(len).filter(|end| *end < frame.len()).ok_or(
-            CodecError::Truncated { wanted: len, left: frame.len().saturating_sub(start) },
-        )?;
+        let end = start
+            .checked_add(len)
+            .filter(|end| *end < frame.len())
+            .ok_or(CodecError::Truncated { wanted: len, left: frame.len().saturating_sub(start) })?;
         if frame[end] != 0 {
             return Err(CodecError::MissingSeparator);
         }

@@ -20,9 +20,14 @@ const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     /// `["ezez-ws::auth", key, version]`, the client's first frame.
-    Auth { key: String, version: Value },
+    Auth {
+        key: String,
+        version: Value,
+    },
     AuthOk,
-    AuthRejected { reason: String },
+    AuthRejected {
+        reason: String,
+    },
     Event(Event),
 }
 

@@ -8,9 +8,7 @@ mod outgoing;
 mod tagged;
 mod value;
 
-pub use message::{
-    AUTH, AUTH_OK, AUTH_REJECTED, ERROR, Event, Message, PROTOCOL_VERSION, RESERVED_PREFIX,
-};
+pub use message::{AUTH, AUTH_OK, AUTH_REJECTED, ERROR, Event, Message, PROTOCOL_VERSION, RESERVED_PREFIX};
 pub use outgoing::OutgoingEvent;
 pub use tagged::{js_number_to_string, js_string_to_number};
 pub use value::Value;

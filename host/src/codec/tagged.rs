@@ -6,8 +6,7 @@ use super::{CodecError, Value};
 
 /// Parses one `j` payload.
 pub fn decode(text: &str) -> Result<Value, CodecError> {
-    let json: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| CodecError::Json(e.to_string()))?;
+    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| CodecError::Json(e.to_string()))?;
     from_json(json)
 }
 
@@ -36,14 +35,10 @@ fn from_json(json: serde_json::Value) -> Result<Value, CodecError> {
         serde_json::Value::Bool(b) => Value::Bool(b),
         serde_json::Value::Number(n) => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
         serde_json::Value::String(s) => untag(&s)?,
-        serde_json::Value::Array(items) => {
-            Value::Array(items.into_iter().map(from_json).collect::<Result<_, _>>()?)
+        serde_json::Value::Array(items) => Value::Array(items.into_iter().map(from_json).collect::<Result<_, _>>()?),
+        serde_json::Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| Ok((k, from_json(v)?))).collect::<Result<_, CodecError>>()?)
         }
-        serde_json::Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| Ok((k, from_json(v)?)))
-                .collect::<Result<_, CodecError>>()?,
-        ),
     })
 }
 
@@ -55,9 +50,7 @@ fn untag(tagged: &str) -> Result<Value, CodecError> {
         return Ok(Value::Number(js_string_to_number(text)));
     }
     if let Some(text) = tagged.strip_prefix("i:") {
-        return js_string_to_bigint(text)
-            .map(Value::BigInt)
-            .ok_or_else(|| CodecError::BadBigInt(text.to_owned()));
+        return js_string_to_bigint(text).map(Value::BigInt).ok_or_else(|| CodecError::BadBigInt(text.to_owned()));
     }
     match tagged {
         "u:" => return Ok(Value::Undefined),
@@ -88,9 +81,7 @@ fn write(value: &Value, out: &mut Vec<u8>) {
             out.push(b'"');
         }
         Value::String(s) => write_json_string("s:", s, out),
-        Value::Bytes(bytes) => {
-            write_array(bytes.iter().map(|b| Value::Number(f64::from(*b))), out)
-        }
+        Value::Bytes(bytes) => write_array(bytes.iter().map(|b| Value::Number(f64::from(*b))), out),
         Value::Array(items) => write_array(items.iter().cloned(), out),
         Value::Object(entries) => write_object(&js_property_order(entries), out),
     }
@@ -174,9 +165,7 @@ pub fn js_string_to_number(text: &str) -> f64 {
     if let Some(n) = radix_literal(text) {
         return n.map_or(f64::NAN, |n| n as f64);
     }
-    let decimal_chars = text
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+    let decimal_chars = text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
     let has_digit = text.bytes().any(|b| b.is_ascii_digit());
     if !decimal_chars || !has_digit {
         return f64::NAN;

@@ -3,8 +3,9 @@
 
 use bytes::Bytes;
 
-/// One wire value, as a JavaScript peer sees it.
-#[derive(Debug, Clone, PartialEq)]
+/// One wire value, as a JavaScript peer sees it. Objects compare equal
+/// whatever the order of their keys, as JavaScript's deep equality does.
+#[derive(Debug, Clone)]
 pub enum Value {
     Undefined,
     Null,
@@ -49,6 +50,24 @@ impl Value {
     /// Whether this is `null` or `undefined`.
     pub fn is_nullish(&self) -> bool {
         matches!(self, Value::Null | Value::Undefined)
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Value::Undefined, Value::Undefined) | (Value::Null, Value::Null) => true,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Number(a), Value::Number(b)) => a == b,
+            (Value::BigInt(a), Value::BigInt(b)) => a == b,
+            (Value::String(a), Value::String(b)) => a == b,
+            (Value::Bytes(a), Value::Bytes(b)) => a == b,
+            (Value::Array(a), Value::Array(b)) => a == b,
+            (Value::Object(a), Value::Object(b)) => {
+                a.len() == b.len() && a.iter().all(|(k, v)| other.get(k) == Some(v))
+            }
+            _ => false,
+        }
     }
 }
 

@@ -5,9 +5,9 @@ wasmtime::component::bindgen!({
     path: "../wit",
 });
 
-pub use exports::ws_host::server::auth::Request;
-pub use ws_host::server::host::Host;
-pub use ws_host::server::types::LogLevel;
+pub use self::exports::ws_host::server::auth::Request;
+pub use self::ws_host::server::host::Host;
+pub use self::ws_host::server::types::LogLevel;
 
 /// The host package's name without its version.
 pub const PACKAGE: &str = "ws-host:server";

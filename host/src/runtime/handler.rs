@@ -33,7 +33,7 @@ pub struct RequestInfo {
 pub enum LoadError {
     #[error("cannot read handler {path}: {source}")]
     Read { path: String, source: std::io::Error },
-    #[error("handler {name} is not a WebAssembly component: {cause:#}")]
+    #[error("handler {name} is not a WebAssembly component: {}", one_line(cause))]
     Compile { name: String, cause: wasmtime::Error },
     #[error("{name} is not a valid handler: {source}")]
     Schema { name: String, source: SchemaError },
@@ -43,11 +43,28 @@ pub enum LoadError {
     Start { name: String, cause: wasmtime::Error },
 }
 
+/// An error and its causes on one line (wasmparser prints byte arrays over
+/// several).
+fn one_line(error: &wasmtime::Error) -> String {
+    format!("{error:#}").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 enum Job {
     Auth { client: ClientId, key: String, request: RequestInfo, verdict: oneshot::Sender<Result<(), String>> },
     AuthOk { client: ClientId },
     Event { client: ClientId, event_id: u64, name: String, args: Vec<Val> },
     Disconnect { client: ClientId, code: u16, reason: String, notify_guest: bool, done: oneshot::Sender<()> },
+}
+
+impl Job {
+    fn kind(&self) -> &'static str {
+        match self {
+            Job::Auth { .. } => "auth",
+            Job::AuthOk { .. } => "auth-ok",
+            Job::Event { .. } => "event",
+            Job::Disconnect { .. } => "disconnect",
+        }
+    }
 }
 
 struct Shared {
@@ -67,7 +84,8 @@ pub struct Handler {
 impl Handler {
     /// Reads, compiles, checks and starts the handler in the file `path`.
     pub fn load_file(runtime: &Runtime, path: &Path, config: &Config) -> Result<Handler, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
+        let bytes =
+            std::fs::read(path).map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
         let name = path.file_stem().map_or_else(|| "handler".into(), |s| s.to_string_lossy().into_owned());
         Handler::load(runtime, &name, &bytes, config)
     }
@@ -78,12 +96,18 @@ impl Handler {
         let name: Arc<str> = name.into();
         let engine = runtime.engine();
         let started = std::time::Instant::now();
+        if !bytes.starts_with(b"\0asm") {
+            let cause =
+                wasmtime::format_err!("no WebAssembly header (a handler is a .wasm component built for wasm32-wasip2)");
+            return Err(LoadError::Compile { name: name.to_string(), cause });
+        }
         let component =
             Component::new(engine, bytes).map_err(|cause| LoadError::Compile { name: name.to_string(), cause })?;
         tracing::debug!(handler = %name, elapsed = ?started.elapsed(), bytes = bytes.len(), "compiled");
         let schema =
             Schema::read(engine, &component).map_err(|source| LoadError::Schema { name: name.to_string(), source })?;
-        let pre = link(engine, &component, &schema).map_err(|cause| LoadError::Link { name: name.to_string(), cause })?;
+        let pre =
+            link(engine, &component, &schema).map_err(|cause| LoadError::Link { name: name.to_string(), cause })?;
 
         let registry = Registry::new(config.outbound_queue);
         let live = Live::start(&pre, name.clone(), registry.clone(), &config.sandbox)
@@ -187,11 +211,7 @@ impl Handler {
     }
 }
 
-fn link(
-    engine: &wasmtime::Engine,
-    component: &Component,
-    schema: &Schema,
-) -> wasmtime::Result<InstancePre<HostState>> {
+fn link(engine: &wasmtime::Engine, component: &Component, schema: &Schema) -> wasmtime::Result<InstancePre<HostState>> {
     let mut linker = Linker::<HostState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     bindings::HandlerWithLifecycle::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
@@ -224,6 +244,7 @@ impl Actor {
     }
 
     fn handle(&mut self, shared: &Shared, job: Job) {
+        tracing::trace!(handler = %self.name, job = job.kind(), "job");
         let schema = &shared.schema;
         let registry = &shared.registry;
         match job {
@@ -297,7 +318,9 @@ impl Actor {
 fn reply_args(results: &[Val], types: &[wasmtime::component::types::Type]) -> Vec<Value> {
     use wasmtime::component::types::Type;
     match (results, types) {
-        ([Val::Tuple(items)], [Type::Tuple(tuple)]) => items.iter().zip(tuple.types()).map(|(v, t)| from_wit(v, &t)).collect(),
+        ([Val::Tuple(items)], [Type::Tuple(tuple)]) => {
+            items.iter().zip(tuple.types()).map(|(v, t)| from_wit(v, &t)).collect()
+        }
         _ => results.iter().zip(types).map(|(v, t)| from_wit(v, t)).collect(),
     }
 }

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use wasmtime::error::Context as _;
 use wasmtime::component::{Instance, InstancePre, Val};
+use wasmtime::error::Context as _;
 use wasmtime::{Store, StoreLimitsBuilder};
 
 use super::bindings::Request;
@@ -42,8 +42,13 @@ impl Live {
     }
 
     /// Calls an incoming event's function; returns its results.
-    pub fn call_event(&mut self, event: &IncomingEvent, sender: ClientId, args: Vec<Val>) -> wasmtime::Result<Vec<Val>> {
-        let func = self.instance.get_func(&mut self.store, &event.export).context("event function not found")?;
+    pub fn call_event(
+        &mut self,
+        event: &IncomingEvent,
+        sender: ClientId,
+        args: Vec<Val>,
+    ) -> wasmtime::Result<Vec<Val>> {
+        let func = self.instance.get_func(&mut self.store, event.export).context("event function not found")?;
         let mut params = Vec::with_capacity(args.len() + 1);
         if event.takes_sender {
             params.push(Val::U64(sender));
@@ -83,7 +88,13 @@ impl Live {
         func.call(&mut self.store, (client,))
     }
 
-    pub fn on_disconnect(&mut self, lifecycle: &Lifecycle, client: ClientId, code: u16, reason: &str) -> wasmtime::Result<()> {
+    pub fn on_disconnect(
+        &mut self,
+        lifecycle: &Lifecycle,
+        client: ClientId,
+        code: u16,
+        reason: &str,
+    ) -> wasmtime::Result<()> {
         let Some(index) = &lifecycle.on_disconnect else { return Ok(()) };
         let func = self
             .instance

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use wasmtime::bail;
-use wasmtime::error::Context as _;
 use wasmtime::component::{Linker, Val};
+use wasmtime::error::Context as _;
 
 use super::host::HostState;
 use super::schema::OutgoingEvent;
@@ -15,7 +15,11 @@ use crate::codec::OutgoingEvent as Frame;
 use crate::registry::Target;
 
 /// Defines every outgoing event of `interface` in `linker`.
-pub fn add_to_linker(linker: &mut Linker<HostState>, interface: &str, events: &[OutgoingEvent]) -> wasmtime::Result<()> {
+pub fn add_to_linker(
+    linker: &mut Linker<HostState>,
+    interface: &str,
+    events: &[OutgoingEvent],
+) -> wasmtime::Result<()> {
     let mut instance = linker.instance(interface)?;
     for event in events {
         let event = Arc::new(event.clone());
@@ -38,7 +42,8 @@ fn target_from_val(val: &Val) -> wasmtime::Result<Target> {
     Ok(match (case.as_str(), payload) {
         ("client", Some(Val::U64(id))) => Target::Client(*id),
         ("clients", Some(Val::List(ids))) => {
-            let mut ids: Vec<u64> = ids.iter().filter_map(|v| if let Val::U64(id) = v { Some(*id) } else { None }).collect();
+            let mut ids: Vec<u64> =
+                ids.iter().filter_map(|v| if let Val::U64(id) = v { Some(*id) } else { None }).collect();
             ids.sort_unstable();
             ids.dedup();
             Target::Clients(ids)

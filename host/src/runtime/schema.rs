@@ -60,7 +60,9 @@ pub struct Lifecycle {
 /// Why a component is not a valid handler.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
-    #[error("it exports no `incoming` interface (a handler exports `<your-package>/incoming` with one function per event)")]
+    #[error(
+        "it exports no `incoming` interface (a handler exports `<your-package>/incoming` with one function per event)"
+    )]
     NoIncoming,
     #[error("it exports several `incoming` interfaces: {0}")]
     SeveralIncoming(String),
@@ -90,9 +92,7 @@ impl Schema {
             }
         };
         let ComponentItem::ComponentInstance(instance) = incoming_ty else { unreachable!("filtered above") };
-        let (_, interface_index) = component
-            .get_export(None, &incoming_interface)
-            .ok_or(SchemaError::NoIncoming)?;
+        let (_, interface_index) = component.get_export(None, &incoming_interface).ok_or(SchemaError::NoIncoming)?;
 
         let mut events = HashMap::new();
         for (name, item) in instance.exports(engine) {

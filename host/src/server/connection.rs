@@ -12,6 +12,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
+use tracing::Instrument;
 
 use crate::codec::{Codec, Frame, Message};
 use crate::config::Config;
@@ -37,7 +38,21 @@ where
     let registry = handler.registry().clone();
     let Connection { id, outbox, control } = registry.connect();
     let span = tracing::debug_span!("connection", handler = handler.name(), client = id);
-    let _enter = span.enter();
+    serve_as(ws, request, handler, config, id, outbox, control).instrument(span).await;
+}
+
+async fn serve_as<S>(
+    ws: WebSocketStream<S>,
+    request: RequestInfo,
+    handler: Handler,
+    config: Arc<Config>,
+    id: crate::registry::ClientId,
+    outbox: tokio::sync::mpsc::Receiver<Outbound>,
+    control: Arc<CloseRequest>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let registry = handler.registry().clone();
     tracing::debug!(path = %request.path, remote = ?request.remote_addr, "connected");
 
     let (sink, mut stream) = ws.split();
@@ -47,7 +62,7 @@ where
     let mut session = Session::new(config.messages_before_auth, config.pre_auth_queue_bytes);
     let auth_deadline = tokio::time::sleep(config.auth_timeout());
     tokio::pin!(auth_deadline);
-    let mut pending_auth: Option<std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>> = None;
+    let mut pending_auth: Option<PendingAuth> = None;
     let mut codec: Option<Codec> = None;
     // The close the handler hears about: the peer's, or the one we asked for.
     let mut closed_with: Option<(u16, String)> = None;
@@ -66,6 +81,7 @@ where
             request = control.requested(), if !closing => Input::CloseRequested(request),
             () = &mut close_deadline => Input::CloseTimedOut,
         };
+        tracing::trace!(input = input.kind(), "input");
         let action = match input {
             Input::Read(None) => break,
             Input::Read(Some(Err(tungstenite::Error::Capacity(error)))) => {
@@ -82,8 +98,12 @@ where
                 continue;
             }
             Input::Read(Some(Ok(WsMessage::Binary(_) | WsMessage::Text(_)))) if closing => continue,
-            Input::Read(Some(Ok(WsMessage::Binary(bytes)))) => read(Frame::Binary(bytes), &mut codec, &json, &mut session),
-            Input::Read(Some(Ok(WsMessage::Text(text)))) => read(Frame::Text(text.to_string()), &mut codec, &json, &mut session),
+            Input::Read(Some(Ok(WsMessage::Binary(bytes)))) => {
+                read(Frame::Binary(bytes), &mut codec, &json, &mut session)
+            }
+            Input::Read(Some(Ok(WsMessage::Text(text)))) => {
+                read(Frame::Text(text.to_string()), &mut codec, &json, &mut session)
+            }
             Input::Read(Some(Ok(_))) => continue,
             Input::AuthTimeout => match session.on_auth_timeout() {
                 Some(action) => action,
@@ -118,9 +138,10 @@ where
                 let handler = handler.clone();
                 let request = request.clone();
                 pending_auth = Some(Box::pin(async move {
-                    handler.authenticate(id, key, request).await.map_err(|reason| {
-                        if reason.is_empty() { INVALID_AUTH_KEY.to_owned() } else { reason }
-                    })
+                    handler
+                        .authenticate(id, key, request)
+                        .await
+                        .map_err(|reason| if reason.is_empty() { INVALID_AUTH_KEY.to_owned() } else { reason })
                 }));
             }
             Action::Dispatch(event) => handler.dispatch(id, event).await,
@@ -133,11 +154,19 @@ where
         }
     }
 
+    // A close we asked for goes out even if the peer is already gone.
+    let mut writer = writer;
+    if control.current().is_some() {
+        let _ = tokio::time::timeout(CLOSE_GRACE, &mut writer).await;
+    }
     writer.abort();
-    let (code, reason) = closed_with.unwrap_or((1006, String::new()));
+    let (code, reason) = closed_with.or_else(|| control.current()).unwrap_or((1006, String::new()));
     tracing::debug!(code, %reason, "disconnected");
     handler.disconnected(id, code, reason).await;
 }
+
+/// The handler's auth decision, in progress.
+type PendingAuth = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 /// What woke the reader up.
 enum Input {
@@ -146,6 +175,18 @@ enum Input {
     Verdict(Result<(), String>),
     CloseRequested((u16, String)),
     CloseTimedOut,
+}
+
+impl Input {
+    fn kind(&self) -> &'static str {
+        match self {
+            Input::Read(_) => "read",
+            Input::AuthTimeout => "auth-timeout",
+            Input::Verdict(_) => "verdict",
+            Input::CloseRequested(_) => "close-requested",
+            Input::CloseTimedOut => "close-timed-out",
+        }
+    }
 }
 
 /// Decodes a data frame and feeds it to the session; the first frame fixes
@@ -222,4 +263,3 @@ async fn write_loop<S>(
     };
     let _ = tokio::time::timeout(CLOSE_GRACE, flush).await;
 }
-

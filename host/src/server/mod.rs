@@ -89,6 +89,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut info = RequestInfo { remote_addr, ..RequestInfo::default() };
+    // The signature is tungstenite's callback; the error type is not ours to shrink.
+    #[allow(clippy::result_large_err)]
     let record = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
         info.path = request.uri().path().to_owned();
         info.query = request.uri().query().unwrap_or_default().to_owned();
@@ -99,8 +101,7 @@ where
             .collect();
         Ok(response)
     };
-    let handshake =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, record, Some(websocket_config(config)));
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, record, Some(websocket_config(config)));
     match tokio::time::timeout(config.auth_timeout(), handshake).await {
         Ok(Ok(ws)) => Some((ws, info)),
         Ok(Err(error)) => {

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what it needs (the
+# wasm32-wasip2 target, the npm packages of the compatibility suite), checks
+# formatting and lints, runs the Rust tests (which build the guest
+# components) and the Node compatibility suite against the real binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "toolchain"
+rustup target add wasm32-wasip2
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "format"
+cargo fmt --all -- --check
+for guests in examples/guests tests/guests guest-sdk; do
+    cargo fmt --all --manifest-path "$guests/Cargo.toml" -- --check
+done
+
+step "Rust tests (build the guests, then test over real sockets)"
+cargo test --workspace
+
+step "lints"
+cargo clippy --workspace --all-targets -- -D warnings
+for guests in examples/guests tests/guests; do
+    CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/guests" \
+        cargo clippy --release --target wasm32-wasip2 --manifest-path "$guests/Cargo.toml" -- -D warnings
+done
+
+step "Node compatibility suite (npm ws + @ezez/utils against ws-host run)"
+cargo build -p ws-host
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+guests="$target/guests/wasm32-wasip2/release"
+(cd tests/node && npm ci --no-audit --no-fund)
+WS_HOST_BIN="$target/debug/ws-host" \
+GUEST_CHAT="$guests/chat.wasm" GUEST_ECHO="$guests/echo.wasm" GUEST_FIXTURE="$guests/fixture.wasm" \
+    node --test tests/node/
