@@ -22,6 +22,8 @@ async fn auth_ok_then_replies_with_per_connection_ids() {
     // Another connection counts from 1 again.
     let mut other = server.client("x").await;
     assert_eq!(other.request("echo", vec![s("x")]).await.id, 1);
+    client.close().await;
+    other.close().await;
     server.stop().await;
 }
 

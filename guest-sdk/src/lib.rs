@@ -1,4 +1,4 @@
-//! Write [ws-host](https://github.com) WebSocket handlers in Rust.
+//! Write ws-host WebSocket handlers in Rust.
 //!
 //! A handler is a WebAssembly component built for `wasm32-wasip2`. You declare
 //! your events in WIT, this crate generates the Rust traits and functions

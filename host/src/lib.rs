@@ -43,4 +43,9 @@ pub mod server;
 pub mod session;
 
 pub use config::{BeforeAuth, Config, Sandbox};
+
+/// The README's code compiles as a doctest, so it cannot rot.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 pub use runtime::{Handler, LoadError, RequestInfo, Runtime};

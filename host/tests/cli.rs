@@ -32,10 +32,9 @@ fn fails(args: &[&str]) -> String {
     String::from_utf8(output.stderr).unwrap()
 }
 
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
+fn sigterm(child: &Child) {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
-    child.wait().unwrap()
 }
 
 #[tokio::test]
@@ -45,8 +44,9 @@ async fn run_serves_the_chat_example_and_stops_cleanly_on_sigterm() {
     assert_eq!(ann.auth("ann").await, Message::AuthOk);
     let reply = ann.request("join", vec![s("lobby")]).await;
     assert_eq!(reply.args, vec![ws_host::codec::Value::Array(vec![s("ann")])]);
-    let status = terminate(&mut child);
+    sigterm(&child);
     assert_eq!(ann.closed().await.0.0, 1001);
+    let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
 }
 

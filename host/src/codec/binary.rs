@@ -113,6 +113,30 @@ mod tests {
     }
 
     #[test]
+    fn decoding_is_total_on_arbitrary_bytes() {
+        // A deterministic xorshift stream of frames, biased towards the
+        // characters the format uses, must never panic.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet = b"0123456789ftj\0\"{}[]:snbiul,x";
+        for _ in 0..20_000 {
+            let len = (next() % 40) as usize;
+            let bytes: Vec<u8> =
+                (0..len)
+                    .map(|_| {
+                        if next() % 4 == 0 { next() as u8 } else { alphabet[(next() % alphabet.len() as u64) as usize] }
+                    })
+                    .collect();
+            let _ = decode(&frame(&bytes));
+        }
+    }
+
+    #[test]
     fn every_malformation_is_an_error() {
         let cases: &[(&[u8], &str)] = &[
             (b"", "empty"),
