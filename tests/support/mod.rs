@@ -185,17 +185,20 @@ impl Client {
     /// Messages received on the way are returned too.
     pub async fn closed(&mut self) -> ((u16, String), Vec<Message>) {
         let mut seen = Vec::new();
-        loop {
+        let close = loop {
             let frame = tokio::time::timeout(STEP, self.ws.next()).await.expect("close in time");
             match frame {
-                Some(Ok(WsMessage::Close(Some(f)))) => return ((f.code.into(), f.reason.to_string()), seen),
-                Some(Ok(WsMessage::Close(None))) => return ((1005, String::new()), seen),
+                Some(Ok(WsMessage::Close(Some(f)))) => break (f.code.into(), f.reason.to_string()),
+                Some(Ok(WsMessage::Close(None))) => break (1005, String::new()),
                 Some(Ok(WsMessage::Binary(b))) => seen.push(Codec::decode(&Frame::Binary(b)).expect("decodable")),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => panic!("connection failed instead of closing: {e}"),
                 None => panic!("connection ended without a close frame"),
             }
-        }
+        };
+        // Keep reading so the reply to the close goes out, as a real client does.
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(STEP, self.ws.next()).await {}
+        (close, seen)
     }
 
     pub async fn close(mut self) {
