@@ -4,9 +4,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use ws_host::server::{App, Endpoint};
 use ws_host::{BeforeAuth, Config, Handler, Runtime};
 
 /// Serve WebSocket applications written as sandboxed WebAssembly components,
@@ -27,9 +27,18 @@ enum Command {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("handlers").required(true).multiple(true).args(["handler", "route"])))]
 struct RunArgs {
     /// The handler: a WebAssembly component (.wasm) built against the ws-host WIT.
-    handler: PathBuf,
+    /// It gets WebSocket upgrades on every path that has no --route of its own.
+    handler: Option<PathBuf>,
+    /// Serve another handler at a path: `--route /chat=chat.wasm` (repeatable).
+    /// Upgrades on paths without a handler get 404.
+    #[arg(long, value_name = "PATH=FILE", value_parser = parse_route)]
+    route: Vec<(String, PathBuf)>,
+    /// Serve the files of this folder to plain HTTP requests on the same port.
+    #[arg(long = "static", value_name = "DIR")]
+    static_dir: Option<PathBuf>,
     /// Port to listen on; 0 picks a free one (the chosen port is printed).
     #[arg(long, short, default_value_t = 8080)]
     port: u16,
@@ -67,6 +76,13 @@ impl RunArgs {
     }
 }
 
+fn parse_route(value: &str) -> Result<(String, PathBuf), String> {
+    match value.split_once('=') {
+        Some((path, file)) if path.starts_with('/') && !file.is_empty() => Ok((path.to_owned(), file.into())),
+        _ => Err(format!("expected PATH=FILE with PATH starting with `/`, e.g. /chat=chat.wasm; got {value:?}")),
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
@@ -89,21 +105,30 @@ fn main() -> ExitCode {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = args.config();
     let runtime = Runtime::new()?;
-    let handler = Handler::load_file(&runtime, &args.handler, &config)?;
-    let address = SocketAddr::new(args.host, args.port);
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {address} (pick another --port, or stop what uses it)"))?;
-    let bound = listener.local_addr()?;
-    let events: Vec<_> = {
-        let mut names: Vec<_> = handler.schema().incoming.keys().cloned().collect();
-        names.sort();
-        names
+    let load = |path: &PathBuf| -> anyhow::Result<Endpoint> {
+        let handler = Handler::load_file(&runtime, path, &config)?;
+        let mut events: Vec<_> = handler.schema().incoming.keys().cloned().collect();
+        events.sort();
+        tracing::info!(handler = handler.name(), events = %events.join(", "), "loaded");
+        Ok(Endpoint::new(handler, config.clone()))
     };
-    tracing::info!(handler = handler.name(), events = %events.join(", "), "loaded");
+    let mut app = App::new();
+    if let Some(path) = &args.handler {
+        app = app.default_endpoint(load(path)?);
+    }
+    for (route, path) in &args.route {
+        app = app.route(route.clone(), load(path)?);
+    }
+    if let Some(dir) = &args.static_dir {
+        anyhow::ensure!(dir.is_dir(), "--static {}: not a folder", dir.display());
+        app = app.static_dir(dir);
+    }
+    let listener = ws_host::server::bind(SocketAddr::new(args.host, args.port)).await?;
+    let bound = listener.local_addr()?;
     // The one line on stdout: scripts and tests read the port from it.
     println!("ws-host listening on ws://{bound}");
-    ws_host::server::serve(listener, handler, config, shutdown_signal()).await?;
+    app.serve(listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -1,73 +1,54 @@
-//! Listeners: accept TCP connections, upgrade them to WebSockets, and serve
-//! each with its handler until shutdown.
+//! Listeners. Every mode hands connections to an [`Endpoint`] (one handler):
+//! standalone ([`serve`], or [`App`] for several handlers, `/healthz` and
+//! static files on one port), attached to an existing axum / hyper server
+//! ([`Endpoint::route`], [`Endpoint::upgrade`]), or manual upgrade where the
+//! application decides first ([`Endpoint::upgrade`] on the requests it
+//! accepts, [`Endpoint::serve_upgraded`] for streams upgraded elsewhere).
 
+mod app;
 mod connection;
+mod endpoint;
 
-pub use connection::{CLOSE_MALFORMED, CLOSE_REJECTED, CLOSE_TOO_BIG, serve as serve_websocket};
+pub use app::App;
+pub use connection::{CLOSE_MALFORMED, CLOSE_REJECTED, CLOSE_TOO_BIG};
+pub use endpoint::{Endpoint, is_upgrade, request_info};
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::config::Config;
-use crate::runtime::{Handler, RequestInfo};
+use crate::runtime::Handler;
 
 /// Close code and reason sent to every client on shutdown.
 pub const CLOSE_GOING_AWAY: (u16, &str) = (1001, "Server shutting down");
-/// How long shutdown waits for connections to finish closing.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Serves `handler` on an already bound listener until `shutdown` resolves,
-/// then closes every client with 1001 and waits for them (bounded).
+/// Serves one handler on an already bound listener, at any path, until
+/// `shutdown` resolves; then closes every client with 1001 and waits for the
+/// handler to see them go (bounded). [`App`] serves several.
 pub async fn serve(
     listener: TcpListener,
     handler: Handler,
     config: Config,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let config = Arc::new(config);
-    let mut connections = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, remote) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        // Out of file descriptors and the like: wait, do not spin.
-                        tracing::warn!("accept failed: {error}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let handler = handler.clone();
-                let config = config.clone();
-                connections.spawn(async move {
-                    if let Some((ws, request)) = upgrade(stream, Some(remote), &config).await {
-                        connection::serve(ws, request, handler, config).await;
-                    }
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    tracing::info!(clients = handler.registry().len(), "shutting down");
-    handler.registry().close_all(CLOSE_GOING_AWAY.0, CLOSE_GOING_AWAY.1);
-    if tokio::time::timeout(SHUTDOWN_GRACE, async { while connections.join_next().await.is_some() {} }).await.is_err() {
-        tracing::warn!(left = connections.len(), "connections did not close in time; dropping them");
-        connections.shutdown().await;
-    }
-    Ok(())
+    App::new().default_endpoint(Endpoint::new(handler, config)).serve(listener, shutdown).await
+}
+
+/// Binds a listener, with an error that says what to do when the address
+/// is taken. Port 0 picks a free port (`local_addr` tells which).
+pub async fn bind(address: SocketAddr) -> Result<TcpListener, BindError> {
+    TcpListener::bind(address).await.map_err(|source| BindError { address, source })
+}
+
+/// The listening address could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {address}: {source} (pick another port, or stop what uses it)")]
+pub struct BindError {
+    pub address: SocketAddr,
+    pub source: std::io::Error,
 }
 
 /// The WebSocket settings the config implies.
@@ -75,42 +56,4 @@ pub fn websocket_config(config: &Config) -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(config.max_payload_bytes))
         .max_frame_size(Some(config.max_payload_bytes))
-}
-
-/// Runs the server side of the WebSocket handshake on a raw stream and
-/// records the request's facts. `None` if the peer is not a WebSocket client
-/// or too slow to say so.
-pub async fn upgrade<S>(
-    stream: S,
-    remote_addr: Option<SocketAddr>,
-    config: &Config,
-) -> Option<(tokio_tungstenite::WebSocketStream<S>, RequestInfo)>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut info = RequestInfo { remote_addr, ..RequestInfo::default() };
-    // The signature is tungstenite's callback; the error type is not ours to shrink.
-    #[allow(clippy::result_large_err)]
-    let record = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
-        info.path = request.uri().path().to_owned();
-        info.query = request.uri().query().unwrap_or_default().to_owned();
-        info.headers = request
-            .headers()
-            .iter()
-            .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
-            .collect();
-        Ok(response)
-    };
-    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, record, Some(websocket_config(config)));
-    match tokio::time::timeout(config.auth_timeout(), handshake).await {
-        Ok(Ok(ws)) => Some((ws, info)),
-        Ok(Err(error)) => {
-            tracing::debug!(remote = ?remote_addr, "handshake failed: {error}");
-            None
-        }
-        Err(_) => {
-            tracing::debug!(remote = ?remote_addr, "handshake timed out");
-            None
-        }
-    }
 }
