@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use ws_host::codec::Message;
-use ws_host_tests::{Client, guests, s};
+use ws_host_tests::{Client, guests, http_get, refused_with, s};
 
 fn ws_host() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ws-host"));
@@ -14,10 +14,10 @@ fn ws_host() -> Command {
     command
 }
 
-/// Starts `ws-host run` on a free port; returns the child and its URL.
-fn start(handler: &str) -> (Child, String) {
+/// Starts `ws-host run <args> --port 0`; returns the child and its URL.
+fn start(args: &[&str]) -> (Child, String) {
     let mut child =
-        ws_host().args(["run", handler, "--port", "0"]).stdout(Stdio::piped()).spawn().expect("spawn ws-host");
+        ws_host().arg("run").args(args).args(["--port", "0"]).stdout(Stdio::piped()).spawn().expect("spawn ws-host");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read stdout");
     let url =
@@ -25,7 +25,7 @@ fn start(handler: &str) -> (Child, String) {
     (child, url.to_owned())
 }
 
-/// Runs to completion; returns (success, stderr).
+/// Runs to completion, which must fail; returns stderr.
 fn fails(args: &[&str]) -> String {
     let output = ws_host().args(args).output().expect("run ws-host");
     assert!(!output.status.success(), "should fail: {args:?}");
@@ -39,7 +39,7 @@ fn sigterm(child: &Child) {
 
 #[tokio::test]
 async fn run_serves_the_chat_example_and_stops_cleanly_on_sigterm() {
-    let (mut child, url) = start(guests::CHAT);
+    let (mut child, url) = start(&[guests::CHAT]);
     let mut ann = Client::connect(&url).await;
     assert_eq!(ann.auth("ann").await, Message::AuthOk);
     let reply = ann.request("join", vec![s("lobby")]).await;
@@ -48,6 +48,40 @@ async fn run_serves_the_chat_example_and_stops_cleanly_on_sigterm() {
     assert_eq!(ann.closed().await.0.0, 1001);
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn routes_static_files_and_health_on_one_port() {
+    let dir = std::env::temp_dir().join(format!("ws-host-cli-static-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), "hello page").unwrap();
+    let chat = format!("/chat={}", guests::CHAT);
+    let echo = format!("/echo={}", guests::ECHO);
+    let (mut child, url) = start(&["--route", &chat, "--route", &echo, "--static", dir.to_str().unwrap()]);
+    let addr: std::net::SocketAddr = url.trim_start_matches("ws://").parse().unwrap();
+
+    let mut echoer = Client::connect(&format!("{url}/echo")).await;
+    assert_eq!(echoer.auth("").await, Message::AuthOk);
+    assert_eq!(echoer.request("echo", vec![s("x")]).await.args, vec![s("x")]);
+    let mut nobody = Client::connect(&format!("{url}/chat")).await;
+    assert_eq!(nobody.auth("").await, Message::AuthRejected { reason: "Invalid auth key".into() });
+    assert_eq!(nobody.closed().await.0.0, 1008);
+    assert_eq!(refused_with(&format!("{url}/elsewhere")).await, 404);
+    assert_eq!(http_get(addr, "/healthz").await, (200, "OK".into()));
+    assert_eq!(http_get(addr, "/").await, (200, "hello page".into()));
+
+    sigterm(&child);
+    assert_eq!(echoer.closed().await.0.0, 1001);
+    assert!(child.wait().unwrap().success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn run_needs_a_handler_or_a_route() {
+    let stderr = fails(&["run"]);
+    assert!(stderr.contains("<HANDLER|--route <PATH=FILE>>"), "{stderr}");
+    let stderr = fails(&["run", "--route", "chat.wasm"]);
+    assert!(stderr.contains("expected PATH=FILE"), "{stderr}");
 }
 
 #[test]

@@ -207,6 +207,35 @@ impl Client {
     }
 }
 
+/// Loads a guest as an endpoint with the default config.
+pub fn endpoint(wasm: &str) -> ws_host::server::Endpoint {
+    let config = Config::default();
+    let handler = Handler::load_file(runtime(), wasm.as_ref(), &config).expect("load handler");
+    ws_host::server::Endpoint::new(handler, config)
+}
+
+/// A plain HTTP/1.1 GET over a fresh connection: (status, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    tokio::time::timeout(STEP, stream.read_to_string(&mut response)).await.expect("response in time").expect("read");
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// The HTTP status a WebSocket connection attempt was refused with.
+pub async fn refused_with(url: &str) -> u16 {
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("expected an HTTP refusal, got {other}"),
+        Ok(_) => panic!("expected a refusal, the upgrade was accepted"),
+    }
+}
+
 /// `Value::String`.
 pub fn s(text: &str) -> Value {
     Value::String(text.into())

@@ -67,7 +67,11 @@ impl App {
     /// Serves on `listener` until `shutdown` resolves; then stops accepting,
     /// closes every client with 1001 and waits until each handler has seen
     /// its disconnects (bounded).
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let endpoints = self.endpoints();
         let closing = endpoints.clone();
         let service = self.router().into_make_service_with_connect_info::<SocketAddr>();

@@ -72,14 +72,13 @@ impl Endpoint {
         }
         let key = match websocket_key(request.headers()) {
             Ok(key) => key,
-            Err(response) => return response,
+            Err(refusal) => return refusal.response(),
         };
         if request.extensions().get::<hyper::upgrade::OnUpgrade>().is_none() {
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "this server cannot hand over upgraded connections");
         }
-        let remote_addr = remote_addr.or_else(|| {
-            request.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|info| info.0)
-        });
+        let remote_addr = remote_addr
+            .or_else(|| request.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|info| info.0));
         let info = request_info(&request, remote_addr);
         let on_upgrade = hyper::upgrade::on(&mut request);
         let endpoint = self.clone();
@@ -158,9 +157,36 @@ impl Endpoint {
     }
 }
 
-/// The `Sec-WebSocket-Accept` value for a valid upgrade request, or the
-/// response that refuses it.
-fn websocket_key(headers: &HeaderMap) -> Result<HeaderValue, Response<Body>> {
+/// Why an upgrade request is refused.
+enum Refusal {
+    NotAnUpgrade,
+    Version,
+    Key,
+}
+
+impl Refusal {
+    fn response(self) -> Response<Body> {
+        let (status, text, header) = match self {
+            Refusal::NotAnUpgrade => {
+                (StatusCode::UPGRADE_REQUIRED, "this is a WebSocket endpoint", Some((header::UPGRADE, "websocket")))
+            }
+            Refusal::Version => (
+                StatusCode::UPGRADE_REQUIRED,
+                "unsupported WebSocket version",
+                Some((header::SEC_WEBSOCKET_VERSION, "13")),
+            ),
+            Refusal::Key => (StatusCode::BAD_REQUEST, "missing or bad Sec-WebSocket-Key", None),
+        };
+        let mut response = plain(status, text);
+        if let Some((name, value)) = header {
+            response.headers_mut().insert(name, HeaderValue::from_static(value));
+        }
+        response
+    }
+}
+
+/// The `Sec-WebSocket-Accept` value for a valid upgrade request.
+fn websocket_key(headers: &HeaderMap) -> Result<HeaderValue, Refusal> {
     let has_token = |name: header::HeaderName, token: &str| {
         headers
             .get_all(name)
@@ -170,20 +196,13 @@ fn websocket_key(headers: &HeaderMap) -> Result<HeaderValue, Response<Body>> {
             .any(|t| t.trim().eq_ignore_ascii_case(token))
     };
     if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
-        let mut response = plain(StatusCode::UPGRADE_REQUIRED, "this is a WebSocket endpoint");
-        response.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        return Err(response);
+        return Err(Refusal::NotAnUpgrade);
     }
     if headers.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
-        let mut response = plain(StatusCode::UPGRADE_REQUIRED, "unsupported WebSocket version");
-        response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-        return Err(response);
+        return Err(Refusal::Version);
     }
-    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
-        return Err(plain(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key"));
-    };
-    HeaderValue::from_str(&derive_accept_key(key.as_bytes()))
-        .map_err(|_| plain(StatusCode::BAD_REQUEST, "bad Sec-WebSocket-Key"))
+    let key = headers.get(header::SEC_WEBSOCKET_KEY).ok_or(Refusal::Key)?;
+    HeaderValue::from_str(&derive_accept_key(key.as_bytes())).map_err(|_| Refusal::Key)
 }
 
 /// Whether a request asks for a WebSocket upgrade.

@@ -1,0 +1,19 @@
+//! See the crate docs (`src/lib.rs`).
+
+use ws_host::server::Endpoint;
+use ws_host::{Config, Handler, Runtime};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let wasm = std::env::args().nth(1).ok_or_else(|| anyhow::anyhow!("usage: example-axum-app <handler.wasm>"))?;
+    let runtime = Runtime::new()?;
+    let config = Config::default();
+    let chat = Endpoint::new(Handler::load_file(&runtime, wasm.as_ref(), &config)?, config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    example_axum_app::serve(listener, chat, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}

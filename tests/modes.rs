@@ -1,0 +1,185 @@
+//! The three listener modes over real sockets: standalone (one or several
+//! handlers, `/healthz`, static files), attached to an existing axum or
+//! hyper server, and manual upgrade; graceful shutdown in each.
+
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use ws_host::codec::{Message, Value};
+use ws_host::server::App;
+use ws_host_tests::{Client, STEP, endpoint, guests, http_get, refused_with, s};
+
+async fn listener() -> (TcpListener, SocketAddr) {
+    let listener = ws_host::server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    (listener, addr)
+}
+
+/// Asks the fixture what its on-auth saw: "path?query user-agent has-remote".
+async fn request_facts(url: &str) -> String {
+    let mut client = Client::connect(url).await;
+    assert_eq!(client.auth("request").await, Message::AuthOk);
+    let reply = client.request("getCtx", vec![]).await;
+    match reply.args.as_slice() {
+        [Value::String(facts)] => facts.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn standalone_bind_reports_the_port_and_refuses_a_taken_one() {
+    let (taken, addr) = listener().await;
+    assert_ne!(addr.port(), 0);
+    let error = ws_host::server::bind(addr).await.unwrap_err();
+    let message = error.to_string();
+    assert!(message.starts_with(&format!("cannot listen on {addr}: ")), "{message}");
+    assert!(message.ends_with("(pick another port, or stop what uses it)"), "{message}");
+    drop(taken);
+}
+
+#[tokio::test]
+async fn standalone_routes_several_handlers_by_path_with_health_and_static_files() {
+    let dir = std::env::temp_dir().join(format!("ws-host-static-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), "<h1>demo</h1>").unwrap();
+
+    let chat = endpoint(guests::CHAT);
+    let echo = endpoint(guests::ECHO);
+    let app = App::new().route("/chat", chat.clone()).route("/echo", echo.clone()).static_dir(&dir);
+    let (listener, addr) = listener().await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(listener, async {
+        let _ = stopped.await;
+    }));
+
+    let mut ann = Client::connect(&format!("ws://{addr}/chat")).await;
+    assert_eq!(ann.auth("ann").await, Message::AuthOk);
+    assert_eq!(ann.request("join", vec![s("r")]).await.args, vec![Value::Array(vec![s("ann")])]);
+    let mut echoer = Client::connect(&format!("ws://{addr}/echo")).await;
+    assert_eq!(echoer.auth("").await, Message::AuthOk, "echo accepts the empty key chat refuses");
+    assert_eq!(echoer.request("echo", vec![s("e")]).await.args, vec![s("e")]);
+    // Each handler has its own clients.
+    assert_eq!((chat.handler().registry().len(), echo.handler().registry().len()), (1, 1));
+
+    assert_eq!(http_get(addr, "/healthz").await, (200, "OK".into()));
+    assert_eq!(http_get(addr, "/index.html").await, (200, "<h1>demo</h1>".into()));
+    assert_eq!(http_get(addr, "/missing.html").await.0, 404);
+    assert_eq!(refused_with(&format!("ws://{addr}/nowhere")).await, 404);
+    assert_eq!(http_get(addr, "/chat").await, (426, "this is a WebSocket endpoint".into()));
+
+    // Graceful shutdown: every client gets 1001, each handler sees it go.
+    stop.send(()).unwrap();
+    assert_eq!(ann.closed().await.0.0, 1001);
+    assert_eq!(echoer.closed().await.0.0, 1001);
+    tokio::time::timeout(STEP, server).await.unwrap().unwrap().unwrap();
+    assert!(chat.handler().registry().is_empty() && echo.handler().registry().is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn attached_to_an_axum_app_http_and_websocket_share_one_port() {
+    let chat = endpoint(guests::CHAT);
+    let (listener, addr) = listener().await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(example_axum_app::serve(listener, chat.clone(), async {
+        let _ = stopped.await;
+    }));
+
+    assert_eq!(http_get(addr, "/health").await, (200, "OK".into()));
+    let mut bob = Client::connect(&format!("ws://{addr}/ws")).await;
+    assert_eq!(bob.auth("bob").await, Message::AuthOk);
+    assert_eq!(bob.request("join", vec![s("r")]).await.args, vec![Value::Array(vec![s("bob")])]);
+
+    stop.send(()).unwrap();
+    assert_eq!(bob.closed().await.0.0, 1001);
+    tokio::time::timeout(STEP, server).await.unwrap().unwrap().unwrap();
+    assert!(chat.handler().registry().is_empty());
+}
+
+#[tokio::test]
+async fn attached_to_a_plain_hyper_service_with_request_facts() {
+    let fixture = endpoint(guests::FIXTURE);
+    let (listener, addr) = listener().await;
+    let server = tokio::spawn(example_hyper_service::serve(listener, fixture.clone()));
+
+    assert_eq!(http_get(addr, "/").await, (200, "hello from hyper".into()));
+    let facts = request_facts(&format!("ws://{addr}/ws?x=1")).await;
+    assert!(facts.starts_with("/ws?x=1 "), "{facts}");
+    assert!(facts.ends_with(" true"), "the remote address reached on-auth: {facts}");
+
+    fixture.shutdown().await;
+    assert!(fixture.handler().registry().is_empty());
+    server.abort();
+}
+
+#[tokio::test]
+async fn manual_upgrade_lets_the_application_refuse_before_any_handler_runs() {
+    let chat = endpoint(guests::CHAT);
+    let fixture = endpoint(guests::FIXTURE);
+    let (listener, addr) = listener().await;
+    let app = example_manual_upgrade::router(chat.clone(), fixture.clone());
+    let server =
+        tokio::spawn(
+            async move { axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await },
+        );
+
+    assert_eq!(refused_with(&format!("ws://{addr}/chat")).await, 401);
+    assert_eq!(refused_with(&format!("ws://{addr}/chat?token=wrong")).await, 401);
+    assert_eq!(refused_with(&format!("ws://{addr}/other?{}", example_manual_upgrade::TOKEN)).await, 404);
+    assert!(chat.handler().registry().is_empty(), "a refused request never reaches the handler");
+
+    let mut cat = Client::connect(&format!("ws://{addr}/chat?{}", example_manual_upgrade::TOKEN)).await;
+    assert_eq!(cat.auth("cat").await, Message::AuthOk);
+    assert_eq!(cat.request("join", vec![s("r")]).await.args, vec![Value::Array(vec![s("cat")])]);
+    let facts = request_facts(&format!("ws://{addr}/echo?{}", example_manual_upgrade::TOKEN)).await;
+    assert!(
+        facts.starts_with(&format!("/echo?{} ", example_manual_upgrade::TOKEN)) && facts.ends_with(" true"),
+        "{facts}"
+    );
+
+    let (closing, _) = tokio::join!(cat.closed(), chat.shutdown());
+    assert_eq!(closing.0.0, 1001);
+    fixture.shutdown().await;
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_stream_upgraded_by_another_server_can_be_handed_over() {
+    let echo = endpoint(guests::ECHO);
+    let (listener, addr) = listener().await;
+    let handing_over = echo.clone();
+    tokio::spawn(async move {
+        // A minimal "other server": reads the request, answers 101 itself,
+        // then hands the raw stream to ws-host.
+        let (stream, remote) = listener.accept().await.unwrap();
+        let mut stream = BufReader::new(stream);
+        let mut key = String::new();
+        loop {
+            let mut line = String::new();
+            stream.read_line(&mut line).await.unwrap();
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("sec-websocket-key:") {
+                key = line[line.len() - value.len()..].trim().to_owned();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let accept = derive_accept_key(key.as_bytes());
+        let response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        );
+        stream.get_mut().write_all(response.as_bytes()).await.unwrap();
+        let info = ws_host::RequestInfo { path: "/raw".into(), remote_addr: Some(remote), ..Default::default() };
+        handing_over.serve_upgraded(stream.into_inner(), info);
+    });
+
+    let mut client = Client::connect(&format!("ws://{addr}/raw")).await;
+    assert_eq!(client.auth("k").await, Message::AuthOk);
+    assert_eq!(client.request("echo", vec![s("handed over")]).await.args, vec![s("handed over")]);
+    let (closing, _) = tokio::join!(client.closed(), echo.shutdown());
+    assert_eq!(closing.0.0, 1001);
+    assert!(echo.handler().registry().is_empty());
+}
