@@ -5,13 +5,20 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const WORKSPACES: &[(&str, &[&str])] = &[("../examples/guests", &["echo", "chat"]), ("guests", &["fixture", "bare"])];
+/// Guest workspaces and the packages each builds.
+const WORKSPACES: &[(&str, &[&str])] =
+    &[("../examples/guests", &["echo", "chat"]), ("guests", &["fixture", "bare", "counter", "counter-v3"])];
+
+/// Extra builds of one package with features: (package, features, name).
+const VARIANTS: &[(&str, &str, &str)] =
+    &[("counter", "", "counter-v1"), ("counter", "v2", "counter-v2"), ("counter", "big", "counter-big")];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap().to_path_buf();
     let target_dir =
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target")).join("guests");
+    let release = target_dir.join("wasm32-wasip2/release");
     for watched in ["wit", "guest-sdk/src", "guest-sdk/Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
@@ -23,20 +30,32 @@ fn main() {
                 println!("cargo:rerun-if-changed={}", dir.join(guest).join(watched).display());
             }
         }
-        build(&dir, &target_dir);
+        cargo_build(&dir, &target_dir, &[]);
         for guest in *guests {
-            let wasm = target_dir.join("wasm32-wasip2/release").join(format!("{guest}.wasm"));
-            assert!(wasm.exists(), "guest {guest} was not built at {}", wasm.display());
-            println!("cargo:rustc-env=GUEST_{}={}", guest.to_uppercase(), wasm.display());
+            export(guest, &release.join(format!("{}.wasm", guest.replace('-', "_"))));
         }
+    }
+    let variants = target_dir.join("variants");
+    std::fs::create_dir_all(&variants).unwrap();
+    for (package, features, name) in VARIANTS {
+        cargo_build(&manifest_dir.join("guests"), &target_dir, &["-p", package, "--features", features]);
+        let copy = variants.join(format!("{name}.wasm"));
+        std::fs::copy(release.join(format!("{package}.wasm")), &copy).unwrap();
+        export(name, &copy);
     }
 }
 
-fn build(workspace: &Path, target_dir: &Path) {
+fn export(name: &str, wasm: &Path) {
+    assert!(wasm.exists(), "guest {name} was not built at {}", wasm.display());
+    println!("cargo:rustc-env=GUEST_{}={}", name.to_uppercase().replace('-', "_"), wasm.display());
+}
+
+fn cargo_build(workspace: &Path, target_dir: &Path, extra: &[&str]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
         .arg(workspace.join("Cargo.toml"))
+        .args(extra)
         .env("CARGO_TARGET_DIR", target_dir)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")

@@ -133,3 +133,36 @@ pub fn info(message: &str) {
 pub fn warn(message: &str) {
     host::log(LogLevel::Warn, message);
 }
+
+/// State hand-over for hot swaps, with serde. Export
+/// `ws-host:server/state@0.1.0` in your world and implement its two methods
+/// with these helpers; when the running version and the new one both do,
+/// the new instance starts with the old one's state:
+///
+/// ```ignore
+/// impl exports::ws_host::server::state::Guest for Counter {
+///     fn save() -> Vec<u8> {
+///         ws_host_guest::state::encode(&COUNT.get())
+///     }
+///     fn restore(state: Vec<u8>) {
+///         COUNT.set(ws_host_guest::state::decode(&state).unwrap_or_default());
+///     }
+/// }
+/// ```
+///
+/// The encoding is JSON, so a new version may add fields (with
+/// `#[serde(default)]`) and still read the old one's state.
+pub mod state {
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    /// The state as bytes for `save`.
+    pub fn encode<T: Serialize>(state: &T) -> Vec<u8> {
+        serde_json::to_vec(state).unwrap_or_default()
+    }
+
+    /// The state `restore` received; `None` if it does not fit `T`.
+    pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+        serde_json::from_slice(bytes).ok()
+    }
+}

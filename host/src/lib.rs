@@ -14,7 +14,8 @@
 //! - [`registry`]: clients, contexts, rooms, delivery;
 //! - [`bridge`]: wire values <-> WIT values;
 //! - [`runtime`]: wasmtime engine, handler instances, limits;
-//! - [`server`]: listeners and connections.
+//! - [`server`]: listeners and connections;
+//! - [`watch`]: hot swap on file changes.
 //!
 //! # Example
 //!
@@ -41,6 +42,7 @@ pub mod registry;
 pub mod runtime;
 pub mod server;
 pub mod session;
+pub mod watch;
 
 pub use config::{BeforeAuth, Config, Sandbox};
 

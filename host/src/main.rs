@@ -39,6 +39,17 @@ struct RunArgs {
     /// Serve the files of this folder to plain HTTP requests on the same port.
     #[arg(long = "static", value_name = "DIR")]
     static_dir: Option<PathBuf>,
+    /// Hot-swap a handler when its file changes; clients stay connected.
+    /// (SIGHUP reloads every handler's file too, with or without this flag.)
+    #[arg(long)]
+    watch: bool,
+    /// Where compiled handlers are cached, keyed by content (default: the
+    /// user's cache folder). An unchanged handler then starts without compiling.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every handler on every start.
+    #[arg(long)]
+    no_cache: bool,
     /// Port to listen on; 0 picks a free one (the chosen port is printed).
     #[arg(long, short, default_value_t = 8080)]
     port: u16,
@@ -104,20 +115,25 @@ fn main() -> ExitCode {
 #[tokio::main]
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = args.config();
-    let runtime = Runtime::new()?;
-    let load = |path: &PathBuf| -> anyhow::Result<Endpoint> {
-        let handler = Handler::load_file(&runtime, path, &config)?;
-        let mut events: Vec<_> = handler.schema().incoming.keys().cloned().collect();
-        events.sort();
-        tracing::info!(handler = handler.name(), events = %events.join(", "), "loaded");
-        Ok(Endpoint::new(handler, config.clone()))
+    let runtime = match (&args.cache_dir, args.no_cache) {
+        (_, true) => Runtime::new()?,
+        (Some(dir), _) => Runtime::with_cache(dir)?,
+        (None, false) => match default_cache_dir() {
+            Some(dir) => Runtime::with_cache(&dir)?,
+            None => Runtime::new()?,
+        },
     };
     let mut app = App::new();
-    if let Some(path) = &args.handler {
-        app = app.default_endpoint(load(path)?);
-    }
-    for (route, path) in &args.route {
-        app = app.route(route.clone(), load(path)?);
+    let mut files = Vec::new();
+    let handlers = args.handler.iter().map(|path| (None, path)).chain(args.route.iter().map(|(r, p)| (Some(r), p)));
+    for (route, path) in handlers {
+        let handler = Handler::load_file(&runtime, path, &config)?;
+        let endpoint = Endpoint::new(handler.clone(), config.clone());
+        app = match route {
+            Some(route) => app.route(route.clone(), endpoint),
+            None => app.default_endpoint(endpoint),
+        };
+        files.push((handler, path.clone()));
     }
     if let Some(dir) = &args.static_dir {
         anyhow::ensure!(dir.is_dir(), "--static {}: not a folder", dir.display());
@@ -125,11 +141,47 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let listener = ws_host::server::bind(SocketAddr::new(args.host, args.port)).await?;
     let bound = listener.local_addr()?;
+    let _watchers = if args.watch {
+        files
+            .iter()
+            .map(|(handler, path)| ws_host::watch::watch_file(handler.clone(), path))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("cannot watch the handler files: {e}"))?
+    } else {
+        Vec::new()
+    };
+    tokio::spawn(reload_on_sighup(files));
     // The one line on stdout: scripts and tests read the port from it.
     println!("ws-host listening on ws://{bound}");
     app.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `$XDG_CACHE_HOME/ws-host` or `~/.cache/ws-host`.
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("ws-host"))
+}
+
+/// Swaps every handler from its file on each SIGHUP.
+async fn reload_on_sighup(files: Vec<(Handler, PathBuf)>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else { return };
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading {} handler(s)", files.len());
+            for (handler, path) in &files {
+                // Errors are logged by the swap itself; the old version keeps serving.
+                let _ = handler.swap_file(path).await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = files;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

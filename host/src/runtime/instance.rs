@@ -103,4 +103,26 @@ impl Live {
         self.store.set_epoch_deadline(self.deadline_ticks);
         func.call(&mut self.store, (client, code, reason))
     }
+
+    /// `state.save` of the running version.
+    pub fn save_state(&mut self, lifecycle: &Lifecycle) -> wasmtime::Result<Vec<u8>> {
+        let index = lifecycle.save_state.as_ref().context("no state.save export")?;
+        let func = self
+            .instance
+            .get_typed_func::<(), (Vec<u8>,)>(&mut self.store, index)
+            .context("state.save has the wrong signature")?;
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        Ok(func.call(&mut self.store, ())?.0)
+    }
+
+    /// `state.restore` of a new version, before it gets any event.
+    pub fn restore_state(&mut self, lifecycle: &Lifecycle, state: Vec<u8>) -> wasmtime::Result<()> {
+        let index = lifecycle.restore_state.as_ref().context("no state.restore export")?;
+        let func = self
+            .instance
+            .get_typed_func::<(&[u8],), ()>(&mut self.store, index)
+            .context("state.restore has the wrong signature")?;
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        func.call(&mut self.store, (&state,))
+    }
 }

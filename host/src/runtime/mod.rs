@@ -1,6 +1,7 @@
 //! The WebAssembly side: one engine per process, and per handler a
 //! component, its schema, and one instance fed by an actor thread.
 
+mod actor;
 mod bindings;
 mod guest_log;
 mod handler;
@@ -8,8 +9,10 @@ mod host;
 mod instance;
 mod outgoing;
 pub mod schema;
+mod version;
 
-pub use handler::{Handler, LoadError, RequestInfo};
+pub use handler::{Handler, RequestInfo};
+pub use version::{LoadError, Version};
 
 use wasmtime::{Config, Engine};
 
@@ -26,8 +29,26 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// An engine that compiles every component it is given.
     pub fn new() -> Result<Runtime, EngineError> {
+        Runtime::build(None)
+    }
+
+    /// An engine that keeps compiled components in `dir`, keyed by their
+    /// content: loading or swapping in an unchanged module costs no compile.
+    pub fn with_cache(dir: &std::path::Path) -> Result<Runtime, EngineError> {
+        Runtime::build(Some(dir))
+    }
+
+    fn build(cache_dir: Option<&std::path::Path>) -> Result<Runtime, EngineError> {
         let mut config = Config::new();
+        if let Some(dir) = cache_dir {
+            let mut cache = wasmtime::CacheConfig::new();
+            cache.with_directory(dir);
+            let cache = wasmtime::Cache::new(cache)
+                .map_err(|e| EngineError(format!("compile cache in {}: {e:#}", dir.display())))?;
+            config.cache(Some(cache));
+        }
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         // Off: about 40% faster calls, and handlers are called synchronously.

@@ -6,10 +6,11 @@ use std::collections::HashMap;
 
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
-use wasmtime::component::{Component, ComponentExportIndex};
+use wasmtime::component::{Component, ComponentExportIndex, Val};
 
 use super::bindings::PACKAGE;
-use crate::bridge::{check_supported, wire_name};
+use crate::bridge::{check_supported, to_wit, wire_name};
+use crate::codec::{Event, RESERVED_PREFIX, Value};
 
 /// The event table of a handler.
 #[derive(Debug)]
@@ -55,6 +56,9 @@ pub struct Lifecycle {
     pub on_auth: Option<ComponentExportIndex>,
     pub on_auth_ok: Option<ComponentExportIndex>,
     pub on_disconnect: Option<ComponentExportIndex>,
+    /// State hand-over for hot swaps: `state.save` and `state.restore`.
+    pub save_state: Option<ComponentExportIndex>,
+    pub restore_state: Option<ComponentExportIndex>,
 }
 
 /// Why a component is not a valid handler.
@@ -150,6 +154,48 @@ impl Schema {
 
         Ok(Schema { incoming_interface, incoming: events, outgoing, lifecycle: lifecycle(engine, component) })
     }
+
+    /// The event's wire arguments as WIT values, checked against the declared
+    /// types; otherwise the message for the client's error reply.
+    pub fn convert(&self, event: &Event) -> Result<Vec<Val>, String> {
+        if event.name.starts_with(RESERVED_PREFIX) {
+            return Err(format!("{:?} is a reserved event name", event.name));
+        }
+        let Some(declared) = self.incoming.get(&event.name) else {
+            let mut known: Vec<_> = self.incoming.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            return Err(format!("unknown event {:?} (this handler accepts: {})", event.name, known.join(", ")));
+        };
+        let params = &declared.params;
+        // Trailing `option` parameters may be left out, as in JavaScript.
+        let required = params.iter().rposition(|(_, ty)| !matches!(ty, Type::Option(_))).map_or(0, |i| i + 1);
+        if event.args.len() < required || event.args.len() > params.len() {
+            let names: Vec<_> = params.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(format!(
+                "{}: expected {} argument{} ({}), got {}",
+                event.name,
+                params.len(),
+                if params.len() == 1 { "" } else { "s" },
+                names.join(", "),
+                event.args.len()
+            ));
+        }
+        params
+            .iter()
+            .enumerate()
+            .map(|(i, (name, ty))| {
+                let value = event.args.get(i).unwrap_or(&Value::Undefined);
+                to_wit(value, ty).map_err(|m| format!("{}: argument {} ({name}): {m}", event.name, i + 1))
+            })
+            .collect()
+    }
+
+    /// The incoming event names, sorted.
+    pub fn event_names(&self) -> Vec<&str> {
+        let mut names: Vec<_> = self.incoming.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
 }
 
 /// Finds the optional lifecycle exports of the host package.
@@ -164,6 +210,8 @@ fn lifecycle(engine: &Engine, component: &Component) -> Lifecycle {
         on_auth: find("auth", "on-auth"),
         on_auth_ok: find("connected", "on-auth-ok"),
         on_disconnect: find("disconnected", "on-disconnect"),
+        save_state: find("state", "save"),
+        restore_state: find("state", "restore"),
     }
 }
 

@@ -1,0 +1,216 @@
+//! The thread that owns a handler's one instance and feeds it one job at a
+//! time, in the order they were queued. A swap is a job too: events queued
+//! before it run on the old version, events after it on the new one, and
+//! nothing is lost, duplicated or reordered.
+
+use std::sync::{Arc, Weak};
+
+use tokio::sync::{mpsc, oneshot};
+use wasmtime::component::types::Type;
+use wasmtime::component::{InstancePre, Val};
+
+use super::bindings::Request;
+use super::handler::{RequestInfo, Shared};
+use super::host::HostState;
+use super::instance::Live;
+use super::version::{Candidate, LoadError, Version};
+use crate::bridge::from_wit;
+use crate::codec::{ERROR, Event, OutgoingEvent, Value};
+use crate::config::Sandbox;
+use crate::registry::{ClientId, Registry};
+
+/// Work for the actor.
+pub enum Job {
+    Auth {
+        client: ClientId,
+        key: String,
+        request: RequestInfo,
+        verdict: oneshot::Sender<Result<(), String>>,
+    },
+    AuthOk {
+        client: ClientId,
+    },
+    /// `args` were converted with version `version`; a swap in between
+    /// means converting `event` again.
+    Event {
+        client: ClientId,
+        event: Event,
+        args: Vec<Val>,
+        version: u64,
+    },
+    Disconnect {
+        client: ClientId,
+        code: u16,
+        reason: String,
+        notify_guest: bool,
+        done: oneshot::Sender<()>,
+    },
+    Swap {
+        candidate: Box<Candidate>,
+        done: oneshot::Sender<Result<Arc<Version>, LoadError>>,
+    },
+}
+
+pub struct Actor {
+    pub shared: Weak<Shared>,
+    pub pre: InstancePre<HostState>,
+    pub live: Option<Live>,
+    pub version: Arc<Version>,
+    pub sandbox: Sandbox,
+    pub name: Arc<str>,
+}
+
+impl Actor {
+    pub fn run(mut self, mut queue: mpsc::Receiver<Job>) {
+        while let Some(job) = queue.blocking_recv() {
+            let Some(shared) = self.shared.upgrade() else { break };
+            self.handle(&shared, job);
+        }
+        tracing::debug!(handler = %self.name, "handler stopped");
+    }
+
+    fn handle(&mut self, shared: &Shared, job: Job) {
+        let registry = &shared.registry;
+        match job {
+            Job::Auth { client, key, request, verdict } => {
+                let request = to_wit_request(&request);
+                let lifecycle = self.version.schema.lifecycle.clone();
+                let outcome = self
+                    .call("on-auth", |live| live.on_auth(&lifecycle, client, &key, &request))
+                    .unwrap_or_else(|| Err("Auth check failed".into()));
+                let _ = verdict.send(outcome);
+            }
+            Job::AuthOk { client } => {
+                let lifecycle = self.version.schema.lifecycle.clone();
+                self.call("on-auth-ok", |live| live.on_auth_ok(&lifecycle, client));
+            }
+            Job::Event { client, event, args, version } => self.event(registry, client, event, args, version),
+            Job::Disconnect { client, code, reason, notify_guest, done } => {
+                if notify_guest {
+                    let lifecycle = self.version.schema.lifecycle.clone();
+                    self.call("on-disconnect", |live| live.on_disconnect(&lifecycle, client, code, &reason));
+                }
+                registry.remove(client);
+                let _ = done.send(());
+            }
+            Job::Swap { candidate, done } => {
+                let outcome = self.swap(*candidate);
+                if let Ok(version) = &outcome {
+                    shared.current.send_replace(version.clone());
+                }
+                let _ = done.send(outcome);
+            }
+        }
+    }
+
+    fn event(&mut self, registry: &Registry, client: ClientId, event: Event, args: Vec<Val>, converted_by: u64) {
+        let version = self.version.clone();
+        let args = if converted_by == version.number {
+            args
+        } else {
+            // The handler was swapped after this event was checked.
+            match version.schema.convert(&event) {
+                Ok(args) => args,
+                Err(message) => return reply_error(registry, client, event.id, message),
+            }
+        };
+        let Some(declared) = version.schema.incoming.get(&event.name) else { return };
+        match self.call(&declared.wit_name, |live| live.call_event(declared, client, args)) {
+            Some(results) if results.is_empty() => {}
+            Some(results) => {
+                let args = reply_args(&results, &declared.results);
+                registry.send_to(client, Arc::new(OutgoingEvent::new(event.name, Some(event.id), args)));
+            }
+            None => {
+                reply_error(registry, client, event.id, format!("{}: the handler failed on this event", event.name))
+            }
+        }
+    }
+
+    /// Installs a prepared version, handing the state over when both
+    /// versions can. If the new version refuses the state, the old one stays.
+    fn swap(&mut self, candidate: Candidate) -> Result<Arc<Version>, LoadError> {
+        let Candidate { version, pre, mut live } = candidate;
+        let version = Arc::new(Version { number: self.version.number + 1, ..unwrap_version(version) });
+        let old = self.version.schema.lifecycle.clone();
+        let new = version.schema.lifecycle.clone();
+        if old.save_state.is_some() && new.restore_state.is_some() {
+            if let Some(state) = self.call("state.save", |live| live.save_state(&old)) {
+                live.restore_state(&new, state).map_err(|cause| LoadError::Handover {
+                    name: self.name.to_string(),
+                    reason: format!("restore trapped: {cause:#}"),
+                })?;
+            } else {
+                tracing::warn!(handler = %self.name, "the old version could not save its state; the new one starts empty");
+            }
+        }
+        let previous = std::mem::replace(&mut self.version, version.clone());
+        self.pre = pre;
+        self.live = Some(live);
+        tracing::info!(
+            handler = %self.name,
+            from = previous.number,
+            to = version.number,
+            digest = %version.digest,
+            compile_ms = version.compile_time.as_millis() as u64,
+            handed_over = old.save_state.is_some() && new.restore_state.is_some(),
+            "swapped"
+        );
+        Ok(version)
+    }
+
+    /// Runs `f` on the instance, starting a fresh one if the last trapped.
+    /// A failure is logged with the handler and what it was doing, and the
+    /// instance is replaced; `None` tells the caller it failed.
+    fn call<R>(&mut self, what: &str, f: impl FnOnce(&mut Live) -> wasmtime::Result<R>) -> Option<R> {
+        if self.live.is_none() {
+            self.restart();
+        }
+        let live = self.live.as_mut()?;
+        match f(live) {
+            Ok(result) => Some(result),
+            Err(error) => {
+                tracing::warn!(handler = %self.name, event = what, "handler failed, replacing its instance: {error:#}");
+                self.live = None;
+                self.restart();
+                None
+            }
+        }
+    }
+
+    fn restart(&mut self) {
+        let Some(shared) = self.shared.upgrade() else { return };
+        match Live::start(&self.pre, self.name.clone(), shared.registry.clone(), &self.sandbox) {
+            Ok(live) => self.live = Some(live),
+            Err(error) => tracing::error!(handler = %self.name, "cannot start a fresh instance: {error:#}"),
+        }
+    }
+}
+
+/// A candidate's version is held by the candidate alone until installed.
+fn unwrap_version(version: Arc<Version>) -> Version {
+    Arc::try_unwrap(version).unwrap_or_else(|_| unreachable!("a candidate's version is not shared"))
+}
+
+pub fn reply_error(registry: &Registry, client: ClientId, event_id: u64, message: String) {
+    registry.send_to(client, Arc::new(OutgoingEvent::new(ERROR, Some(event_id), vec![Value::String(message)])));
+}
+
+/// A reply's arguments: the result, or the items of a returned tuple.
+fn reply_args(results: &[Val], types: &[Type]) -> Vec<Value> {
+    match (results, types) {
+        ([Val::Tuple(items)], [Type::Tuple(tuple)]) => {
+            items.iter().zip(tuple.types()).map(|(v, t)| from_wit(v, &t)).collect()
+        }
+        _ => results.iter().zip(types).map(|(v, t)| from_wit(v, t)).collect(),
+    }
+}
+
+fn to_wit_request(request: &RequestInfo) -> Request {
+    Request {
+        path: request.path.clone(),
+        query: request.query.clone(),
+        headers: request.headers.clone(),
+        remote_addr: request.remote_addr.map(|a| a.to_string()).unwrap_or_default(),
+    }
+}

@@ -1,0 +1,113 @@
+//! One version of a handler, made ready off the event path: compiled (the
+//! engine's cache makes an unchanged module cost nothing), its schema read,
+//! linked, and one instance started. Loading and hot swapping both go
+//! through [`prepare`], so a candidate that would fail is refused before it
+//! can replace anything.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use wasmtime::component::{Component, InstancePre, Linker};
+
+use super::Runtime;
+use super::bindings;
+use super::host::HostState;
+use super::instance::Live;
+use super::schema::{Schema, SchemaError};
+use crate::config::Config;
+use crate::registry::Registry;
+
+/// A loaded version of a handler.
+#[derive(Debug)]
+pub struct Version {
+    /// Counts from 1 per handler; each swap adds one.
+    pub number: u64,
+    /// A hash of the component's bytes, to tell versions apart in the log.
+    pub digest: String,
+    pub size: usize,
+    pub loaded_at: SystemTime,
+    /// Time spent compiling (near zero on a cache hit).
+    pub compile_time: Duration,
+    pub schema: Schema,
+}
+
+/// A version ready to serve: its instance is already running.
+pub struct Candidate {
+    pub version: Arc<Version>,
+    pub pre: InstancePre<HostState>,
+    pub live: Live,
+}
+
+/// Why a handler could not be loaded or swapped in. Each variant names the
+/// phase.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read handler {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("handler {name} is not a WebAssembly component: {}", one_line(cause))]
+    Compile { name: String, cause: wasmtime::Error },
+    #[error("{name} is not a valid handler: {source}")]
+    Schema { name: String, source: SchemaError },
+    #[error("handler {name} cannot be linked: {}", one_line(cause))]
+    Link { name: String, cause: wasmtime::Error },
+    #[error("handler {name} failed while starting: {}", one_line(cause))]
+    Start { name: String, cause: wasmtime::Error },
+    #[error("handler {name}: the state hand-over failed: {reason}")]
+    Handover { name: String, reason: String },
+    #[error("handler {name} has stopped")]
+    Stopped { name: String },
+}
+
+/// An error and its causes on one line (wasmparser prints byte arrays over
+/// several lines).
+fn one_line(error: &wasmtime::Error) -> String {
+    format!("{error:#}").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Compiles, checks, links and starts `bytes` as version `number`.
+pub fn prepare(
+    runtime: &Runtime,
+    name: &Arc<str>,
+    bytes: &[u8],
+    number: u64,
+    registry: &Arc<Registry>,
+    config: &Config,
+) -> Result<Candidate, LoadError> {
+    let engine = runtime.engine();
+    let named = || name.to_string();
+    if !bytes.starts_with(b"\0asm") {
+        let cause =
+            wasmtime::format_err!("no WebAssembly header (a handler is a .wasm component built for wasm32-wasip2)");
+        return Err(LoadError::Compile { name: named(), cause });
+    }
+    let started = Instant::now();
+    let component = Component::new(engine, bytes).map_err(|cause| LoadError::Compile { name: named(), cause })?;
+    let compile_time = started.elapsed();
+    let schema = Schema::read(engine, &component).map_err(|source| LoadError::Schema { name: named(), source })?;
+    let pre = link(engine, &component, &schema).map_err(|cause| LoadError::Link { name: named(), cause })?;
+    let live = Live::start(&pre, name.clone(), registry.clone(), &config.sandbox)
+        .map_err(|cause| LoadError::Start { name: named(), cause })?;
+    let mut hasher = DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    let version = Version {
+        number,
+        digest: format!("{:016x}", hasher.finish()),
+        size: bytes.len(),
+        loaded_at: SystemTime::now(),
+        compile_time,
+        schema,
+    };
+    Ok(Candidate { version: Arc::new(version), pre, live })
+}
+
+fn link(engine: &wasmtime::Engine, component: &Component, schema: &Schema) -> wasmtime::Result<InstancePre<HostState>> {
+    let mut linker = Linker::<HostState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    bindings::HandlerWithLifecycle::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+    if let Some((interface, events)) = &schema.outgoing {
+        super::outgoing::add_to_linker(&mut linker, interface, events)?;
+    }
+    linker.instantiate_pre(component)
+}

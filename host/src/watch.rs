@@ -1,0 +1,67 @@
+//! `--watch`: swap a handler when its `.wasm` file is rewritten or atomically
+//! replaced. Changes are debounced; a half-written file fails to compile and
+//! is refused (the running version keeps serving), and the write that
+//! completes it triggers the next attempt. An unchanged file is skipped.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher as _};
+use tokio::sync::mpsc;
+
+use crate::runtime::Handler;
+
+/// Quiet time after the last change before the file is read.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Watches a handler's file while alive.
+pub struct FileWatcher {
+    _watcher: notify::RecommendedWatcher,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FileWatcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts watching `path` (its folder, to see atomic renames) and swaps
+/// `handler` on each settled change. Must be called inside a tokio runtime.
+pub fn watch_file(handler: Handler, path: &Path) -> notify::Result<FileWatcher> {
+    let path = path.canonicalize().map_err(|e| notify::Error::io(e).add_path(path.to_owned()))?;
+    let folder = path.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from("."));
+    let (changes, mut changed) = mpsc::unbounded_channel();
+    let file_name = path.file_name().map(ToOwned::to_owned);
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && !event.kind.is_access()
+            && event.paths.iter().any(|p| p.file_name() == file_name.as_deref())
+        {
+            let _ = changes.send(());
+        }
+    })?;
+    watcher.watch(&folder, RecursiveMode::NonRecursive)?;
+    tracing::info!(handler = handler.name(), file = %path.display(), "watching for new versions");
+    let task = tokio::spawn(async move {
+        let mut last = std::fs::read(&path).ok();
+        while changed.recv().await.is_some() {
+            while tokio::time::timeout(DEBOUNCE, changed.recv()).await.is_ok_and(|c| c.is_some()) {}
+            let Ok(bytes) = tokio::fs::read(&path).await else { continue };
+            if last.as_ref() == Some(&bytes) {
+                continue;
+            }
+            last = Some(bytes.clone());
+            match handler.swap(bytes).await {
+                Ok(version) => tracing::info!(
+                    handler = handler.name(),
+                    version = version.number,
+                    "new version from {}",
+                    path.display()
+                ),
+                Err(error) => tracing::warn!(handler = handler.name(), "not swapped: {error}"),
+            }
+        }
+    });
+    Ok(FileWatcher { _watcher: watcher, task })
+}
