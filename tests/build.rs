@@ -57,8 +57,11 @@ fn cargo_build(workspace: &Path, target_dir: &Path, extra: &[&str]) {
         .arg(workspace.join("Cargo.toml"))
         .args(extra)
         .env("CARGO_TARGET_DIR", target_dir)
+        // Not the outer build's flags or wrappers (`cargo clippy` sets one).
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTC_WRAPPER")
         .status()
         .expect("cannot run cargo to build the guests");
     assert!(

@@ -76,6 +76,72 @@ async fn routes_static_files_and_health_on_one_port() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Bumps until a reply comes from `version` (a swap is asynchronous to the
+/// client); returns the count then. Every bump is a full round trip.
+async fn bump_until(client: &mut Client, version: &str) -> u64 {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let reply = client.request("bump", vec![ws_host::codec::Value::Number(1.0)]).await;
+        let [ws_host::codec::Value::String(text)] = reply.args.as_slice() else { panic!("{reply:?}") };
+        if let Some(count) = text.strip_prefix(&format!("{version}:")) {
+            return count.parse().unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {text}, never {version}");
+    }
+}
+
+/// A temporary folder with a copy of counter v1 as `counter.wasm`.
+fn counter_file(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("ws-host-cli-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("counter.wasm");
+    std::fs::copy(guests::COUNTER_V1, &file).unwrap();
+    (dir, file)
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_handler_with_clients_connected() {
+    let (dir, file) = counter_file("sighup");
+    let (mut child, url) = start(&[file.to_str().unwrap()]);
+    let addr: std::net::SocketAddr = url.trim_start_matches("ws://").parse().unwrap();
+    let mut client = Client::connect(&url).await;
+    assert_eq!(client.auth("k").await, Message::AuthOk);
+    assert_eq!(bump_until(&mut client, "v1").await, 1);
+
+    std::fs::copy(guests::COUNTER_V2, &file).unwrap();
+    let hup = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    assert!(hup.success());
+    let count = bump_until(&mut client, "v2").await;
+    assert!(count >= 2, "the state was handed over: {count}");
+    let (status, metrics) = http_get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("ws_host_handler_version{route=\"*\",handler=\"counter\""), "{metrics}");
+    assert!(metrics.lines().any(|l| l.starts_with("ws_host_handler_version") && l.ends_with("} 2")), "{metrics}");
+    assert!(metrics.contains("ws_host_clients{route=\"*\",handler=\"counter\"} 1"), "{metrics}");
+
+    sigterm(&child);
+    assert_eq!(client.closed().await.0.0, 1001);
+    assert!(child.wait().unwrap().success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn watch_swaps_when_the_file_changes() {
+    let (dir, file) = counter_file("watch");
+    let (mut child, url) = start(&[file.to_str().unwrap(), "--watch"]);
+    let mut client = Client::connect(&url).await;
+    assert_eq!(client.auth("k").await, Message::AuthOk);
+    assert_eq!(bump_until(&mut client, "v1").await, 1);
+    let beside = dir.join("counter.wasm.new");
+    std::fs::copy(guests::COUNTER_V2, &beside).unwrap();
+    std::fs::rename(&beside, &file).unwrap();
+    assert!(bump_until(&mut client, "v2").await >= 2);
+    sigterm(&child);
+    assert_eq!(client.closed().await.0.0, 1001);
+    assert!(child.wait().unwrap().success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn run_needs_a_handler_or_a_route() {
     let stderr = fails(&["run"]);

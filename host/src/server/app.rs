@@ -1,5 +1,5 @@
-//! The standalone server: WebSocket routes by path, `/healthz` and an
-//! optional static folder on one port, with graceful shutdown.
+//! The standalone server: WebSocket routes by path, `/healthz`, `/metrics`
+//! and an optional static folder on one port, with graceful shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,6 +15,7 @@ use tower::ServiceExt;
 use tower_http::services::ServeDir;
 
 use super::endpoint::{Endpoint, is_upgrade, plain};
+use super::metrics;
 
 /// What one port serves.
 #[derive(Clone, Default)]
@@ -55,7 +56,11 @@ impl App {
 
     /// The axum router of this app, to serve or to nest in a bigger one.
     pub fn router(&self) -> Router {
-        let mut router = Router::new().route("/healthz", axum::routing::get(|| async { "OK" }));
+        let labelled: Vec<(String, Endpoint)> =
+            self.routes.iter().cloned().chain(self.default.iter().map(|e| ("*".to_owned(), e.clone()))).collect();
+        let mut router = Router::new()
+            .route("/healthz", axum::routing::get(|| async { "OK" }))
+            .route("/metrics", axum::routing::get(move || std::future::ready(metrics::render(&labelled))));
         for (path, endpoint) in &self.routes {
             router = router.route(path, endpoint.route());
         }

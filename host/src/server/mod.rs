@@ -8,6 +8,7 @@
 mod app;
 mod connection;
 mod endpoint;
+mod metrics;
 
 pub use app::App;
 pub use connection::{CLOSE_MALFORMED, CLOSE_REJECTED, CLOSE_TOO_BIG};
