@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Guest workspaces and the packages each builds.
-const WORKSPACES: &[(&str, &[&str])] =
-    &[("../examples/guests", &["echo", "chat"]), ("guests", &["fixture", "bare", "counter", "counter-v3"])];
+const WORKSPACES: &[(&str, &[&str])] = &[
+    ("../examples/guests", &["echo", "chat"]),
+    ("guests", &["fixture", "bare", "bad-types", "counter", "counter-v3"]),
+];
 
 /// Extra builds of one package with features: (package, features, name).
 const VARIANTS: &[(&str, &str, &str)] =

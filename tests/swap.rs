@@ -145,10 +145,15 @@ async fn broken_candidates_are_refused_and_the_running_version_keeps_serving() {
     let mut client = server.client("k").await;
     assert_eq!(parse_reply(&client.request("bump", vec![n(1.0)]).await), (1, 1));
 
-    let candidates: [(&str, Vec<u8>, &str); 4] = [
+    let candidates: [(&str, Vec<u8>, &str); 5] = [
         ("garbage", b"not wasm at all".to_vec(), "is not a WebAssembly component"),
         ("truncated", bytes(guests::COUNTER_V2)[..5000].to_vec(), "is not a WebAssembly component"),
         ("missing export", bytes(guests::BARE), "is not a valid handler: it exports no `incoming` interface"),
+        (
+            "event types that cannot cross the wire",
+            bytes(guests::BAD_TYPES),
+            "`redeem`: parameter `t`: resources cannot cross the wire",
+        ),
         ("traps while starting", bytes(guests::COUNTER_BIG), "failed while starting"),
     ];
     for (what, candidate, expected) in candidates {

@@ -20,6 +20,7 @@ pub mod guests {
     pub const CHAT: &str = env!("GUEST_CHAT");
     pub const FIXTURE: &str = env!("GUEST_FIXTURE");
     pub const BARE: &str = env!("GUEST_BARE");
+    pub const BAD_TYPES: &str = env!("GUEST_BAD_TYPES");
     pub const COUNTER_V1: &str = env!("GUEST_COUNTER_V1");
     pub const COUNTER_V2: &str = env!("GUEST_COUNTER_V2");
     pub const COUNTER_V3: &str = env!("GUEST_COUNTER_V3");

@@ -100,7 +100,11 @@ impl Schema {
 
         let mut events = HashMap::new();
         for (name, item) in instance.exports(engine) {
+            // Resource constructors and methods (`[method]thing.go`) are not events.
             let ComponentItem::ComponentFunc(func) = item.ty else { continue };
+            if name.starts_with('[') {
+                continue;
+            }
             let bad = |reason: String| SchemaError::BadFunction {
                 interface: incoming_interface.clone(),
                 function: name.to_owned(),
