@@ -7,7 +7,7 @@ use std::process::Command;
 
 /// Guest workspaces and the packages each builds.
 const WORKSPACES: &[(&str, &[&str])] = &[
-    ("../examples/guests", &["echo", "chat"]),
+    ("../examples/guests", &["echo", "chat", "raw-echo"]),
     ("guests", &["fixture", "bare", "bad-types", "counter", "counter-v3"]),
 ];
 

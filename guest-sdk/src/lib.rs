@@ -99,7 +99,7 @@ mod bindings {
 
 pub use bindings::ws_host::server::host;
 pub use bindings::ws_host::server::types;
-pub use types::{ClientId, LogLevel, Request, RoomExcept, Target};
+pub use types::{ClientId, LogLevel, RawMessage, Request, RoomExcept, Target};
 
 /// Generates the bindings of your handler's world, wired to this crate's
 /// host interfaces. Takes the same `world` and `path` as

@@ -48,6 +48,12 @@ pub struct Sandbox {
     pub memory_bytes: usize,
     /// Events waiting for the handler; when full, readers wait (back-pressure).
     pub event_queue: usize,
+    /// Outgoing events one call may send before it is stopped (a flood).
+    pub max_sends_per_event: u32,
+    /// WebAssembly instructions (roughly) one event may run; `None` for no
+    /// fuel metering (the deadline still applies). Needs a runtime created
+    /// with fuel enabled.
+    pub fuel: Option<u64>,
 }
 
 impl Default for Config {
@@ -65,7 +71,13 @@ impl Default for Config {
 
 impl Default for Sandbox {
     fn default() -> Self {
-        Sandbox { event_deadline_ms: 1_000, memory_bytes: 64 << 20, event_queue: 1024 }
+        Sandbox {
+            event_deadline_ms: 1_000,
+            memory_bytes: 64 << 20,
+            event_queue: 1024,
+            max_sends_per_event: 10_000,
+            fuel: None,
+        }
     }
 }
 

@@ -50,4 +50,4 @@ pub use config::{BeforeAuth, Config, Sandbox};
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
-pub use runtime::{Handler, LoadError, RequestInfo, Runtime};
+pub use runtime::{Handler, LoadError, RequestInfo, Runtime, RuntimeOptions};

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use ws_host::server::{App, Endpoint};
-use ws_host::{BeforeAuth, Config, Handler, Runtime};
+use ws_host::{BeforeAuth, Config, Handler, Runtime, RuntimeOptions};
 
 /// Serve WebSocket applications written as sandboxed WebAssembly components,
 /// over the protocol of @ezez/ws-server and @ezez/ws-client.
@@ -71,6 +71,16 @@ struct RunArgs {
     /// Linear memory one handler instance may use, in bytes.
     #[arg(long, default_value_t = Config::default().sandbox.memory_bytes)]
     memory_limit: usize,
+    /// Fuel (about one unit per WebAssembly instruction) one event may burn;
+    /// enables fuel metering, which makes calls slower. Off by default.
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Outgoing events one handler call may send before it is stopped.
+    #[arg(long, default_value_t = Config::default().sandbox.max_sends_per_event)]
+    max_sends_per_event: u32,
+    /// Messages queued towards one client that does not read; more closes it (1008).
+    #[arg(long, default_value_t = Config::default().outbound_queue)]
+    outbound_queue: usize,
 }
 
 impl RunArgs {
@@ -81,8 +91,11 @@ impl RunArgs {
             auth_timeout_ms: self.auth_timeout_ms,
             ..Config::default()
         };
+        config.outbound_queue = self.outbound_queue;
         config.sandbox.event_deadline_ms = self.event_deadline_ms;
         config.sandbox.memory_bytes = self.memory_limit;
+        config.sandbox.fuel = self.fuel;
+        config.sandbox.max_sends_per_event = self.max_sends_per_event;
         config
     }
 }
@@ -115,14 +128,8 @@ fn main() -> ExitCode {
 #[tokio::main]
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = args.config();
-    let runtime = match (&args.cache_dir, args.no_cache) {
-        (_, true) => Runtime::new()?,
-        (Some(dir), _) => Runtime::with_cache(dir)?,
-        (None, false) => match default_cache_dir() {
-            Some(dir) => Runtime::with_cache(&dir)?,
-            None => Runtime::new()?,
-        },
-    };
+    let cache_dir = if args.no_cache { None } else { args.cache_dir.clone().or_else(default_cache_dir) };
+    let runtime = Runtime::with_options(&RuntimeOptions { cache_dir, fuel: args.fuel.is_some() })?;
     let mut app = App::new();
     let mut files = Vec::new();
     let handlers = args.handler.iter().map(|path| (None, path)).chain(args.route.iter().map(|(r, p)| (Some(r), p)));

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::codec::{Message, OutgoingEvent};
+use crate::codec::{Frame, Message, OutgoingEvent};
 
 /// A connection's id, unique in this process.
 pub type ClientId = u64;
@@ -25,6 +25,8 @@ pub enum Outbound {
     Event(Arc<OutgoingEvent>),
     /// A control message (auth-ok, auth-rejected), which carries no id.
     Control(Message),
+    /// A whole WebSocket message outside the protocol (raw handlers).
+    Raw(Frame),
 }
 
 /// Who an outgoing event goes to (the WIT `target`).
@@ -86,6 +88,7 @@ impl CloseRequest {
 }
 
 struct Client {
+    id: ClientId,
     outbox: mpsc::Sender<Outbound>,
     control: Arc<CloseRequest>,
     authenticated: bool,
@@ -123,6 +126,7 @@ impl Registry {
         let (tx, rx) = mpsc::channel(self.queue_capacity);
         let control = Arc::new(CloseRequest::default());
         let client = Client {
+            id,
             outbox: tx,
             control: control.clone(),
             authenticated: false,
@@ -229,6 +233,13 @@ impl Registry {
         }
     }
 
+    /// Queues a raw WebSocket message for one authenticated client.
+    pub fn send_raw(&self, id: ClientId, frame: Frame) {
+        if let Some(client) = self.state().clients.get(&id).filter(|c| c.authenticated) {
+            push(client, Outbound::Raw(frame));
+        }
+    }
+
     /// Queues an event for every authenticated client `target` names; returns
     /// how many got it.
     pub fn deliver(&self, target: &Target, event: Arc<OutgoingEvent>) -> usize {
@@ -259,6 +270,9 @@ fn push(client: &Client, item: Outbound) -> bool {
     match client.outbox.try_send(item) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
+            if client.control.current().is_none() {
+                tracing::warn!(client = client.id, "outbound queue full: disconnecting a client that does not read");
+            }
             client.control.request(CLOSE_SLOW_READER, "Outbound queue full");
             false
         }

@@ -18,6 +18,7 @@ use ws_host::{Config, Handler, Runtime};
 pub mod guests {
     pub const ECHO: &str = env!("GUEST_ECHO");
     pub const CHAT: &str = env!("GUEST_CHAT");
+    pub const RAW_ECHO: &str = env!("GUEST_RAW_ECHO");
     pub const FIXTURE: &str = env!("GUEST_FIXTURE");
     pub const BARE: &str = env!("GUEST_BARE");
     pub const BAD_TYPES: &str = env!("GUEST_BAD_TYPES");
@@ -30,10 +31,51 @@ pub mod guests {
 /// Longest any single step may take before a test fails instead of hanging.
 pub const STEP: Duration = Duration::from_secs(10);
 
+/// Everything ws-host logged at debug level and above in this test binary
+/// (handler names tell tests apart).
+pub fn logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+}
+
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct Capture;
+
+impl std::io::Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures the log for [`logs`]; `RUST_LOG=ws_host=debug cargo test` also
+/// prints it.
+fn capture_logs() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer, fmt};
+    let capture = fmt::layer().with_ansi(false).with_writer(|| Capture).with_filter(EnvFilter::new("ws_host=debug"));
+    let console = std::env::var_os("RUST_LOG")
+        .map(|_| fmt::layer().with_test_writer().with_filter(EnvFilter::from_default_env()));
+    let _ = tracing_subscriber::registry().with(capture).with(console).try_init();
+}
+
 /// One engine for the whole test binary.
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| Runtime::new().expect("engine"))
+}
+
+/// An engine with fuel metering.
+pub fn fuel_runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        Runtime::with_options(&ws_host::RuntimeOptions { fuel: true, ..Default::default() }).expect("engine")
+    })
 }
 
 /// A server on a free port, serving one handler in this process.
@@ -50,12 +92,16 @@ impl TestServer {
     }
 
     pub async fn with_config(wasm: &str, config: Config) -> TestServer {
-        // `RUST_LOG=ws_host=debug cargo test ...` shows the server's log.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-        let handler = Handler::load_file(runtime(), wasm.as_ref(), &config).expect("load handler");
+        let name = std::path::Path::new(wasm).file_stem().unwrap().to_string_lossy().into_owned();
+        TestServer::named(&name, wasm, config, runtime()).await
+    }
+
+    /// A server whose handler has this name (log lines carry it), on a
+    /// given runtime.
+    pub async fn named(name: &str, wasm: &str, config: Config, runtime: &Runtime) -> TestServer {
+        capture_logs();
+        let bytes = std::fs::read(wasm).expect("read guest");
+        let handler = Handler::load(runtime, name, &bytes, &config).expect("load handler");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
@@ -159,6 +205,11 @@ impl Client {
                 other => panic!("expected an event, got {other:?}"),
             }
         }
+    }
+
+    /// Whether events arrived while waiting for something else.
+    pub fn has_backlog(&self) -> bool {
+        !self.backlog.is_empty()
     }
 
     /// The next protocol message.

@@ -47,6 +47,18 @@ impl Value {
         }
     }
 
+    /// Roughly how many bytes this value takes on the wire (payloads, not
+    /// framing): enough to refuse a giant message before encoding it.
+    pub fn size_hint(&self) -> usize {
+        match self {
+            Value::String(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            Value::Array(items) => items.iter().map(Value::size_hint).sum::<usize>() + items.len(),
+            Value::Object(entries) => entries.iter().map(|(k, v)| k.len() + v.size_hint() + 2).sum(),
+            _ => 8,
+        }
+    }
+
     /// Whether this is `null` or `undefined`.
     pub fn is_nullish(&self) -> bool {
         matches!(self, Value::Null | Value::Undefined)

@@ -9,14 +9,14 @@ use tokio::sync::{mpsc, oneshot};
 use wasmtime::component::types::Type;
 use wasmtime::component::{InstancePre, Val};
 
-use super::bindings::Request;
+use super::bindings::{RawMessage, Request};
 use super::handler::{RequestInfo, Shared};
 use super::host::HostState;
 use super::instance::Live;
 use super::version::{Candidate, LoadError, Version};
 use crate::bridge::from_wit;
-use crate::codec::{ERROR, Event, OutgoingEvent, Value};
-use crate::config::Sandbox;
+use crate::codec::{ERROR, Event, Frame, OutgoingEvent, Value};
+use crate::config::Config;
 use crate::registry::{ClientId, Registry};
 
 /// Work for the actor.
@@ -45,6 +45,11 @@ pub enum Job {
         notify_guest: bool,
         done: oneshot::Sender<()>,
     },
+    /// A whole message for a raw handler.
+    Raw {
+        client: ClientId,
+        frame: Frame,
+    },
     Swap {
         candidate: Box<Candidate>,
         done: oneshot::Sender<Result<Arc<Version>, LoadError>>,
@@ -56,7 +61,7 @@ pub struct Actor {
     pub pre: InstancePre<HostState>,
     pub live: Option<Live>,
     pub version: Arc<Version>,
-    pub sandbox: Sandbox,
+    pub config: Config,
     pub name: Arc<str>,
 }
 
@@ -92,6 +97,14 @@ impl Actor {
                 }
                 registry.remove(client);
                 let _ = done.send(());
+            }
+            Job::Raw { client, frame } => {
+                let lifecycle = self.version.schema.lifecycle.clone();
+                let message = match frame {
+                    Frame::Text(text) => RawMessage::Text(text),
+                    Frame::Binary(bytes) => RawMessage::Binary(bytes.to_vec()),
+                };
+                self.call("raw.on-message", |live| live.on_message(&lifecycle, client, &message));
             }
             Job::Swap { candidate, done } => {
                 let outcome = self.swap(*candidate);
@@ -170,7 +183,7 @@ impl Actor {
         match f(live) {
             Ok(result) => Some(result),
             Err(error) => {
-                tracing::warn!(handler = %self.name, event = what, "handler failed, replacing its instance: {error:#}");
+                tracing::warn!(handler = %self.name, event = %what, "handler failed, replacing its instance: {error:#}");
                 self.live = None;
                 self.restart();
                 None
@@ -180,7 +193,7 @@ impl Actor {
 
     fn restart(&mut self) {
         let Some(shared) = self.shared.upgrade() else { return };
-        match Live::start(&self.pre, self.name.clone(), shared.registry.clone(), &self.sandbox) {
+        match Live::start(&self.pre, self.name.clone(), shared.registry.clone(), &self.config) {
             Ok(live) => self.live = Some(live),
             Err(error) => tracing::error!(handler = %self.name, "cannot start a fresh instance: {error:#}"),
         }

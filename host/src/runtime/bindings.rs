@@ -3,11 +3,13 @@
 wasmtime::component::bindgen!({
     world: "ws-host:server/handler-with-lifecycle",
     path: "../wit",
+    // Sending can exceed the sandbox's limits, which stops the guest.
+    imports: { "ws-host:server/host.send-raw": trappable },
 });
 
 pub use self::exports::ws_host::server::auth::Request;
 pub use self::ws_host::server::host::Host;
-pub use self::ws_host::server::types::LogLevel;
+pub use self::ws_host::server::types::{LogLevel, RawMessage};
 
 /// The host package's name without its version.
 pub const PACKAGE: &str = "ws-host:server";

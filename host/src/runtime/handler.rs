@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::Runtime;
 use super::actor::{Actor, Job, reply_error};
 use super::version::{LoadError, Version, prepare};
-use crate::codec::Event;
+use crate::codec::{Event, Frame};
 use crate::config::Config;
 use crate::registry::{ClientId, Registry};
 
@@ -70,7 +70,7 @@ impl Handler {
             pre: candidate.pre,
             live: Some(candidate.live),
             version: candidate.version,
-            sandbox: config.sandbox.clone(),
+            config: config.clone(),
             name,
         };
         std::thread::Builder::new()
@@ -167,6 +167,11 @@ impl Handler {
                 reply_error(&self.shared.registry, client, event.id, message);
             }
         }
+    }
+
+    /// Hands a whole message to a raw handler. Waits while the queue is full.
+    pub async fn dispatch_raw(&self, client: ClientId, frame: Frame) {
+        self.submit(Job::Raw { client, frame }).await;
     }
 
     /// Tells the handler a client is gone and waits until it has seen it;

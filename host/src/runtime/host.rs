@@ -6,8 +6,9 @@ use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{self, LogLevel};
+use super::bindings::{self, LogLevel, RawMessage};
 use super::guest_log::GuestLog;
+use crate::codec::Frame;
 use crate::registry::{ClientId, Registry};
 
 /// What one handler instance's store holds.
@@ -15,19 +16,43 @@ pub struct HostState {
     pub handler: Arc<str>,
     pub registry: Arc<Registry>,
     pub limits: StoreLimits,
+    /// What the guest may send during one call.
+    pub sends: SendBudget,
     wasi: WasiCtx,
     table: ResourceTable,
+}
+
+/// Outgoing events left for the running call, and the largest one allowed.
+pub struct SendBudget {
+    pub left: u32,
+    pub per_call: u32,
+    pub max_bytes: usize,
+}
+
+impl SendBudget {
+    /// Takes one send of `size` bytes from the budget; an error (which traps
+    /// the guest) when the call has sent too many or the message is too big.
+    pub fn spend(&mut self, size: usize, what: &str) -> wasmtime::Result<()> {
+        if self.left == 0 {
+            wasmtime::bail!("flood: more than {} outgoing events in one call", self.per_call);
+        }
+        self.left -= 1;
+        if size > self.max_bytes {
+            wasmtime::bail!("{what} of about {size} bytes is over the max payload of {} bytes", self.max_bytes);
+        }
+        Ok(())
+    }
 }
 
 impl HostState {
     /// A sandboxed state: no files, network, environment or arguments; the
     /// guest's stdout and stderr go to the log.
-    pub fn new(handler: Arc<str>, registry: Arc<Registry>, limits: StoreLimits) -> Self {
+    pub fn new(handler: Arc<str>, registry: Arc<Registry>, limits: StoreLimits, sends: SendBudget) -> Self {
         let wasi = WasiCtx::builder()
             .stdout(GuestLog::new(handler.clone(), "stdout"))
             .stderr(GuestLog::new(handler.clone(), "stderr"))
             .build();
-        HostState { handler, registry, limits, wasi, table: ResourceTable::new() }
+        HostState { handler, registry, limits, sends, wasi, table: ResourceTable::new() }
     }
 }
 
@@ -74,6 +99,20 @@ impl bindings::Host for HostState {
 
     fn is_authenticated(&mut self, client: ClientId) -> bool {
         self.registry.is_authenticated(client)
+    }
+
+    fn send_raw(&mut self, client: ClientId, message: RawMessage) -> wasmtime::Result<()> {
+        let frame = match message {
+            RawMessage::Text(text) => Frame::Text(text),
+            RawMessage::Binary(bytes) => Frame::Binary(bytes.into()),
+        };
+        let size = match &frame {
+            Frame::Text(text) => text.len(),
+            Frame::Binary(bytes) => bytes.len(),
+        };
+        self.sends.spend(size, "raw message")?;
+        self.registry.send_raw(client, frame);
+        Ok(())
     }
 
     fn log(&mut self, level: LogLevel, message: String) {

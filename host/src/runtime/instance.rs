@@ -8,10 +8,10 @@ use wasmtime::component::{Instance, InstancePre, Val};
 use wasmtime::error::Context as _;
 use wasmtime::{Store, StoreLimitsBuilder};
 
-use super::bindings::Request;
-use super::host::HostState;
+use super::bindings::{RawMessage, Request};
+use super::host::{HostState, SendBudget};
 use super::schema::{IncomingEvent, Lifecycle};
-use crate::config::Sandbox;
+use crate::config::Config;
 use crate::registry::{ClientId, Registry};
 
 /// How often the engine's epoch advances; deadlines are counted in these.
@@ -21,6 +21,7 @@ pub struct Live {
     store: Store<HostState>,
     instance: Instance,
     deadline_ticks: u64,
+    fuel: Option<u64>,
 }
 
 impl Live {
@@ -29,16 +30,27 @@ impl Live {
         pre: &InstancePre<HostState>,
         handler: Arc<str>,
         registry: Arc<Registry>,
-        sandbox: &Sandbox,
+        config: &Config,
     ) -> wasmtime::Result<Live> {
+        let sandbox = &config.sandbox;
         let limits = StoreLimitsBuilder::new().memory_size(sandbox.memory_bytes).instances(16).build();
-        let mut store = Store::new(pre.engine(), HostState::new(handler, registry, limits));
+        let sends = SendBudget {
+            left: sandbox.max_sends_per_event,
+            per_call: sandbox.max_sends_per_event,
+            max_bytes: config.max_payload_bytes,
+        };
+        let mut store = Store::new(pre.engine(), HostState::new(handler, registry, limits, sends));
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();
         let deadline_ticks = (sandbox.event_deadline().as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1;
-        store.set_epoch_deadline(deadline_ticks);
+        refill(&mut store, deadline_ticks, sandbox.fuel)?;
         let instance = pre.instantiate(&mut store)?;
-        Ok(Live { store, instance, deadline_ticks })
+        Ok(Live { store, instance, deadline_ticks, fuel: sandbox.fuel })
+    }
+
+    /// Gives the next call its full deadline, fuel and send budget.
+    fn begin_call(&mut self) -> wasmtime::Result<()> {
+        refill(&mut self.store, self.deadline_ticks, self.fuel)
     }
 
     /// Calls an incoming event's function; returns its results.
@@ -55,7 +67,7 @@ impl Live {
         }
         params.extend(args);
         let mut results = vec![Val::Bool(false); event.results.len()];
-        self.store.set_epoch_deadline(self.deadline_ticks);
+        self.begin_call()?;
         func.call(&mut self.store, &params, &mut results)?;
         Ok(results)
     }
@@ -73,7 +85,7 @@ impl Live {
             .instance
             .get_typed_func::<(u64, &str, &Request), (Result<(), String>,)>(&mut self.store, index)
             .context("on-auth has the wrong signature")?;
-        self.store.set_epoch_deadline(self.deadline_ticks);
+        self.begin_call()?;
         let (verdict,) = func.call(&mut self.store, (client, key, request))?;
         Ok(verdict)
     }
@@ -84,7 +96,7 @@ impl Live {
             .instance
             .get_typed_func::<(u64,), ()>(&mut self.store, index)
             .context("on-auth-ok has the wrong signature")?;
-        self.store.set_epoch_deadline(self.deadline_ticks);
+        self.begin_call()?;
         func.call(&mut self.store, (client,))
     }
 
@@ -100,7 +112,7 @@ impl Live {
             .instance
             .get_typed_func::<(u64, u16, &str), ()>(&mut self.store, index)
             .context("on-disconnect has the wrong signature")?;
-        self.store.set_epoch_deadline(self.deadline_ticks);
+        self.begin_call()?;
         func.call(&mut self.store, (client, code, reason))
     }
 
@@ -111,7 +123,7 @@ impl Live {
             .instance
             .get_typed_func::<(), (Vec<u8>,)>(&mut self.store, index)
             .context("state.save has the wrong signature")?;
-        self.store.set_epoch_deadline(self.deadline_ticks);
+        self.begin_call()?;
         Ok(func.call(&mut self.store, ())?.0)
     }
 
@@ -122,7 +134,33 @@ impl Live {
             .instance
             .get_typed_func::<(&[u8],), ()>(&mut self.store, index)
             .context("state.restore has the wrong signature")?;
-        self.store.set_epoch_deadline(self.deadline_ticks);
+        self.begin_call()?;
         func.call(&mut self.store, (&state,))
     }
+
+    /// `raw.on-message` of a raw handler.
+    pub fn on_message(
+        &mut self,
+        lifecycle: &Lifecycle,
+        client: ClientId,
+        message: &RawMessage,
+    ) -> wasmtime::Result<()> {
+        let index = lifecycle.on_message.as_ref().context("not a raw handler")?;
+        let func = self
+            .instance
+            .get_typed_func::<(u64, &RawMessage), ()>(&mut self.store, index)
+            .context("raw.on-message has the wrong signature")?;
+        self.begin_call()?;
+        func.call(&mut self.store, (client, message))
+    }
+}
+
+fn refill(store: &mut Store<HostState>, deadline_ticks: u64, fuel: Option<u64>) -> wasmtime::Result<()> {
+    store.set_epoch_deadline(deadline_ticks);
+    if let Some(fuel) = fuel {
+        store.set_fuel(fuel).context("a fuel limit needs a runtime with fuel enabled (`RuntimeOptions::fuel`)")?;
+    }
+    let sends = &mut store.data_mut().sends;
+    sends.left = sends.per_call;
+    Ok(())
 }

@@ -16,6 +16,15 @@ pub use version::{LoadError, Version};
 
 use wasmtime::{Config, Engine};
 
+/// How the engine is built.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    /// Keep compiled components here, keyed by content.
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Meter fuel, so `Sandbox::fuel` can bound each event (slower calls).
+    pub fuel: bool,
+}
+
 /// The WebAssembly engine could not start.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start the WebAssembly engine: {0}")]
@@ -29,20 +38,21 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// An engine that compiles every component it is given.
+    /// An engine that compiles every component it is given, without fuel.
     pub fn new() -> Result<Runtime, EngineError> {
-        Runtime::build(None)
+        Runtime::with_options(&RuntimeOptions::default())
     }
 
     /// An engine that keeps compiled components in `dir`, keyed by their
     /// content: loading or swapping in an unchanged module costs no compile.
     pub fn with_cache(dir: &std::path::Path) -> Result<Runtime, EngineError> {
-        Runtime::build(Some(dir))
+        Runtime::with_options(&RuntimeOptions { cache_dir: Some(dir.to_owned()), ..RuntimeOptions::default() })
     }
 
-    fn build(cache_dir: Option<&std::path::Path>) -> Result<Runtime, EngineError> {
+    pub fn with_options(options: &RuntimeOptions) -> Result<Runtime, EngineError> {
         let mut config = Config::new();
-        if let Some(dir) = cache_dir {
+        config.consume_fuel(options.fuel);
+        if let Some(dir) = &options.cache_dir {
             let mut cache = wasmtime::CacheConfig::new();
             cache.with_directory(dir);
             let cache = wasmtime::Cache::new(cache)

@@ -11,7 +11,7 @@ use wasmtime::error::Context as _;
 use super::host::HostState;
 use super::schema::OutgoingEvent;
 use crate::bridge::from_wit;
-use crate::codec::OutgoingEvent as Frame;
+use crate::codec::{OutgoingEvent as Frame, Value};
 use crate::registry::Target;
 
 /// Defines every outgoing event of `interface` in `linker`.
@@ -23,12 +23,15 @@ pub fn add_to_linker(
     let mut instance = linker.instance(interface)?;
     for event in events {
         let event = Arc::new(event.clone());
-        instance.func_new(&event.wit_name.clone(), move |store, _ty, params, _results| {
+        instance.func_new(&event.wit_name.clone(), move |mut store, _ty, params, _results| {
             let (target, args) = params.split_first().context("an outgoing event takes a target first")?;
             let target = target_from_val(target)?;
-            let args = args.iter().zip(&event.params).map(|(v, (_, ty))| from_wit(v, ty)).collect();
+            let args: Vec<_> = args.iter().zip(&event.params).map(|(v, (_, ty))| from_wit(v, ty)).collect();
+            let state = store.data_mut();
+            let size: usize = args.iter().map(Value::size_hint).sum();
+            state.sends.spend(size, &format!("`{}`", event.wire_name))?;
             let frame = Arc::new(Frame::new(event.wire_name.clone(), None, args));
-            store.data().registry.deliver(&target, frame);
+            state.registry.deliver(&target, frame);
             Ok(())
         })?;
     }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use wasmtime::Engine;
-use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
+use wasmtime::component::types::{ComponentFunc, ComponentInstance, ComponentItem, Type};
 use wasmtime::component::{Component, ComponentExportIndex, Val};
 
 use super::bindings::PACKAGE;
@@ -59,15 +59,19 @@ pub struct Lifecycle {
     /// State hand-over for hot swaps: `state.save` and `state.restore`.
     pub save_state: Option<ComponentExportIndex>,
     pub restore_state: Option<ComponentExportIndex>,
+    /// `raw.on-message`: present in raw handlers only.
+    pub on_message: Option<ComponentExportIndex>,
 }
 
 /// Why a component is not a valid handler.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error(
-        "it exports no `incoming` interface (a handler exports `<your-package>/incoming` with one function per event)"
+        "it exports no `incoming` interface (a handler exports `<your-package>/incoming` with one function per event, or `ws-host:server/raw`)"
     )]
     NoIncoming,
+    #[error("it exports both an `incoming` interface and `ws-host:server/raw`: a handler is one or the other")]
+    Both,
     #[error("it exports several `incoming` interfaces: {0}")]
     SeveralIncoming(String),
     #[error("{interface}: `{function}`: {reason}")]
@@ -81,53 +85,26 @@ impl Schema {
     pub fn read(engine: &Engine, component: &Component) -> Result<Schema, SchemaError> {
         let ty = component.component_type();
 
+        let lifecycle = lifecycle(engine, component);
         let incoming: Vec<_> = ty
             .exports(engine)
             .filter(|(name, item)| is_own(name, "incoming") && matches!(item.ty, ComponentItem::ComponentInstance(_)))
             .map(|(name, item)| (name.to_owned(), item.ty))
             .collect();
-        let (incoming_interface, incoming_ty) = match incoming.as_slice() {
-            [] => return Err(SchemaError::NoIncoming),
-            [one] => one.clone(),
-            many => {
+        let (incoming_interface, events) = match (incoming.as_slice(), &lifecycle.on_message) {
+            ([], None) => return Err(SchemaError::NoIncoming),
+            // A raw handler: whole messages, no events.
+            ([], Some(_)) => (format!("{PACKAGE}/raw"), HashMap::new()),
+            ([(name, ComponentItem::ComponentInstance(instance))], None) => {
+                (name.clone(), incoming_events(engine, component, name, instance)?)
+            }
+            ([_], Some(_)) => return Err(SchemaError::Both),
+            (many, _) => {
                 return Err(SchemaError::SeveralIncoming(
                     many.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
                 ));
             }
         };
-        let ComponentItem::ComponentInstance(instance) = incoming_ty else { unreachable!("filtered above") };
-        let (_, interface_index) = component.get_export(None, &incoming_interface).ok_or(SchemaError::NoIncoming)?;
-
-        let mut events = HashMap::new();
-        for (name, item) in instance.exports(engine) {
-            // Resource constructors and methods (`[method]thing.go`) are not events.
-            let ComponentItem::ComponentFunc(func) = item.ty else { continue };
-            if name.starts_with('[') {
-                continue;
-            }
-            let bad = |reason: String| SchemaError::BadFunction {
-                interface: incoming_interface.clone(),
-                function: name.to_owned(),
-                reason,
-            };
-            let (takes_sender, params) = split_leading(&func, "from", |t| *t == Type::U64);
-            check_all(&params, func.results()).map_err(bad)?;
-            let (_, export) = component
-                .get_export(Some(&interface_index), name)
-                .ok_or_else(|| bad("export index not found".into()))?;
-            let event = IncomingEvent {
-                wit_name: name.to_owned(),
-                wire_name: wire_name(name),
-                takes_sender,
-                params,
-                results: func.results().collect(),
-                export,
-            };
-            events.insert(event.wire_name.clone(), event);
-        }
-        if events.is_empty() {
-            return Err(SchemaError::Empty(incoming_interface));
-        }
 
         let mut outgoing = None;
         for (name, item) in ty.imports(engine) {
@@ -156,7 +133,7 @@ impl Schema {
             outgoing = Some((name.to_owned(), functions));
         }
 
-        Ok(Schema { incoming_interface, incoming: events, outgoing, lifecycle: lifecycle(engine, component) })
+        Ok(Schema { incoming_interface, incoming: events, outgoing, lifecycle })
     }
 
     /// The event's wire arguments as WIT values, checked against the declared
@@ -194,12 +171,57 @@ impl Schema {
             .collect()
     }
 
+    /// Whether this is a raw handler (whole messages, no ezez protocol).
+    pub fn is_raw(&self) -> bool {
+        self.incoming.is_empty() && self.lifecycle.on_message.is_some()
+    }
+
     /// The incoming event names, sorted.
     pub fn event_names(&self) -> Vec<&str> {
         let mut names: Vec<_> = self.incoming.keys().map(String::as_str).collect();
         names.sort_unstable();
         names
     }
+}
+
+/// The events of the handler's `incoming` interface, by wire name.
+fn incoming_events(
+    engine: &Engine,
+    component: &Component,
+    incoming_interface: &str,
+    instance: &ComponentInstance,
+) -> Result<HashMap<String, IncomingEvent>, SchemaError> {
+    let (_, interface_index) = component.get_export(None, incoming_interface).ok_or(SchemaError::NoIncoming)?;
+    let mut events = HashMap::new();
+    for (name, item) in instance.exports(engine) {
+        // Resource constructors and methods (`[method]thing.go`) are not events.
+        let ComponentItem::ComponentFunc(func) = item.ty else { continue };
+        if name.starts_with('[') {
+            continue;
+        }
+        let bad = |reason: String| SchemaError::BadFunction {
+            interface: incoming_interface.to_owned(),
+            function: name.to_owned(),
+            reason,
+        };
+        let (takes_sender, params) = split_leading(&func, "from", |t| *t == Type::U64);
+        check_all(&params, func.results()).map_err(bad)?;
+        let (_, export) =
+            component.get_export(Some(&interface_index), name).ok_or_else(|| bad("export index not found".into()))?;
+        let event = IncomingEvent {
+            wit_name: name.to_owned(),
+            wire_name: wire_name(name),
+            takes_sender,
+            params,
+            results: func.results().collect(),
+            export,
+        };
+        events.insert(event.wire_name.clone(), event);
+    }
+    if events.is_empty() {
+        return Err(SchemaError::Empty(incoming_interface.to_owned()));
+    }
+    Ok(events)
 }
 
 /// Finds the optional lifecycle exports of the host package.
@@ -216,6 +238,7 @@ fn lifecycle(engine: &Engine, component: &Component) -> Lifecycle {
         on_disconnect: find("disconnected", "on-disconnect"),
         save_state: find("state", "save"),
         restore_state: find("state", "restore"),
+        on_message: find("raw", "on-message"),
     }
 }
 

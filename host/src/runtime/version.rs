@@ -87,7 +87,7 @@ pub fn prepare(
     let compile_time = started.elapsed();
     let schema = Schema::read(engine, &component).map_err(|source| LoadError::Schema { name: named(), source })?;
     let pre = link(engine, &component, &schema).map_err(|cause| LoadError::Link { name: named(), cause })?;
-    let live = Live::start(&pre, name.clone(), registry.clone(), &config.sandbox)
+    let live = Live::start(&pre, name.clone(), registry.clone(), config)
         .map_err(|cause| LoadError::Start { name: named(), cause })?;
     let mut hasher = DefaultHasher::new();
     bytes.hash(&mut hasher);

@@ -2,14 +2,20 @@
 //! and an optional static folder on one port, with graceful shutdown.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
@@ -71,23 +77,56 @@ impl App {
 
     /// Serves on `listener` until `shutdown` resolves; then stops accepting,
     /// closes every client with 1001 and waits until each handler has seen
-    /// its disconnects (bounded).
+    /// its disconnects (bounded). A connection that does not send its HTTP
+    /// request within the auth timeout is dropped.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let endpoints = self.endpoints();
-        let closing = endpoints.clone();
-        let service = self.router().into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                for endpoint in &closing {
-                    endpoint.close_all();
+        let header_timeout = endpoints.first().map_or(Duration::from_secs(5), |e| e.config().auth_timeout());
+        let router = self.router();
+        let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+        let connections = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, remote) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(error) => {
+                            // Out of file descriptors and the like: back off, do not spin.
+                            tracing::warn!("accept failed: {error}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let service = router.clone().map_request(move |mut request: http::Request<Incoming>| {
+                        request.extensions_mut().insert(ConnectInfo(remote));
+                        request.map(Body::new)
+                    });
+                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+                    let connection = connections.watch(connection.into_owned());
+                    tokio::spawn(async move {
+                        if let Err(error) = connection.await {
+                            tracing::trace!(%remote, "HTTP connection ended: {error}");
+                        }
+                    });
                 }
-            })
-            .await?;
+                () = &mut shutdown => break,
+            }
+        }
+        drop(listener);
+        for endpoint in &endpoints {
+            endpoint.close_all();
+        }
+        // Plain HTTP requests in flight finish; upgraded connections belong to the endpoints.
+        if tokio::time::timeout(Duration::from_secs(10), connections.shutdown()).await.is_err() {
+            tracing::warn!("HTTP connections did not finish in time");
+        }
         futures_util::future::join_all(endpoints.iter().map(Endpoint::shutdown)).await;
         Ok(())
     }

@@ -22,13 +22,17 @@ use crate::session::{Action, INVALID_AUTH_KEY, Session};
 
 /// Close code and reason for a frame that is not a protocol message.
 pub const CLOSE_MALFORMED: (u16, &str) = (1002, "Malformed message");
+/// Close code for a violation of the WebSocket protocol itself.
+pub const CLOSE_PROTOCOL_ERROR: (u16, &str) = (1002, "Protocol error");
+/// Close code for a text message that is not UTF-8.
+pub const CLOSE_INVALID_UTF8: (u16, &str) = (1007, "Invalid UTF-8");
 /// Close code for a message over the size limit.
 pub const CLOSE_TOO_BIG: (u16, &str) = (1009, "Message too big");
 /// Close code after an auth rejection.
 pub const CLOSE_REJECTED: u16 = 1008;
 /// How long a closing peer gets to finish the close handshake, and the
 /// writer to flush what was queued before the close.
-const CLOSE_GRACE: Duration = Duration::from_secs(3);
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves one upgraded WebSocket until it closes.
 pub async fn serve<S>(ws: WebSocketStream<S>, request: RequestInfo, handler: Handler, config: Arc<Config>)
@@ -69,11 +73,17 @@ async fn serve_as<S>(
     let close_deadline = tokio::time::sleep(Duration::MAX);
     tokio::pin!(close_deadline);
     let mut closing = false;
+    // A raw handler takes whole messages: no handshake, no codec.
+    let raw = handler.version().schema.is_raw();
+    if raw {
+        registry.set_authenticated(id);
+        handler.auth_ok(id).await;
+    }
 
     loop {
         let input = tokio::select! {
             frame = stream.next() => Input::Read(frame),
-            () = &mut auth_deadline, if !session.auth_sent() => Input::AuthTimeout,
+            () = &mut auth_deadline, if !raw && !session.auth_sent() => Input::AuthTimeout,
             verdict = async { pending_auth.as_mut().expect("guarded").await }, if pending_auth.is_some() => {
                 pending_auth = None;
                 Input::Verdict(verdict)
@@ -88,6 +98,13 @@ async fn serve_as<S>(
                 tracing::debug!("{error}");
                 Action::Close { code: CLOSE_TOO_BIG.0, reason: CLOSE_TOO_BIG.1 }
             }
+            Input::Read(Some(Err(tungstenite::Error::Protocol(error)))) => {
+                tracing::debug!("protocol error: {error}");
+                Action::Close { code: CLOSE_PROTOCOL_ERROR.0, reason: CLOSE_PROTOCOL_ERROR.1 }
+            }
+            Input::Read(Some(Err(tungstenite::Error::Utf8(_)))) => {
+                Action::Close { code: CLOSE_INVALID_UTF8.0, reason: CLOSE_INVALID_UTF8.1 }
+            }
             Input::Read(Some(Err(error))) => {
                 tracing::debug!("read error: {error}");
                 break;
@@ -98,6 +115,14 @@ async fn serve_as<S>(
                 continue;
             }
             Input::Read(Some(Ok(WsMessage::Binary(_) | WsMessage::Text(_)))) if closing => continue,
+            Input::Read(Some(Ok(WsMessage::Binary(bytes)))) if raw => {
+                handler.dispatch_raw(id, Frame::Binary(bytes)).await;
+                continue;
+            }
+            Input::Read(Some(Ok(WsMessage::Text(text)))) if raw => {
+                handler.dispatch_raw(id, Frame::Text(text.to_string())).await;
+                continue;
+            }
             Input::Read(Some(Ok(WsMessage::Binary(bytes)))) => {
                 read(Frame::Binary(bytes), &mut codec, &json, &mut session)
             }
@@ -235,6 +260,7 @@ async fn write_loop<S>(
                 event.frame(codec, next_id)
             }
             Outbound::Control(message) => codec.encode(&message),
+            Outbound::Raw(frame) => frame,
         };
         match frame {
             Frame::Binary(bytes) => WsMessage::Binary(bytes),

@@ -1,0 +1,167 @@
+//! The sandbox holds: a handler that floods, sends a giant message, or burns
+//! its fuel is stopped at the limit and logged; a client that never reads is
+//! dropped; thousands of connections come and go and leave nothing behind.
+//! Throughout, a well-behaved client keeps getting its replies.
+
+use std::time::Duration;
+
+use ws_host::codec::{ERROR, Event, Message, Value};
+use ws_host::{Config, Handler, Sandbox};
+use ws_host_tests::{Client, STEP, TestServer, fuel_runtime, guests, logs, n, runtime, s};
+
+fn config(sandbox: Sandbox) -> Config {
+    Config { sandbox, ..Config::default() }
+}
+
+fn failed(reply: &Event, event: &str) {
+    assert_eq!(reply.name, ERROR, "{reply:?}");
+    assert_eq!(reply.args, vec![s(&format!("{event}: the handler failed on this event"))]);
+}
+
+/// Log lines of one handler that contain `text`.
+fn logged(handler: &str, text: &str) -> bool {
+    logs().lines().any(|line| line.contains(&format!("handler={handler}")) && line.contains(text))
+}
+
+#[tokio::test]
+async fn a_flood_of_messages_is_stopped_at_the_limit() {
+    let sandbox = Sandbox { max_sends_per_event: 100, ..Sandbox::default() };
+    let server = TestServer::named("flooder", guests::FIXTURE, config(sandbox), runtime()).await;
+    let mut flooder = server.client("flooder").await;
+    let mut bystander = server.client("bystander").await;
+
+    let blast = flooder.send("blast", vec![n(1000.0), n(10.0)]).await;
+    failed(&flooder.reply_to(blast).await, "blast");
+    assert!(logged("flooder", "flood: more than 100 outgoing events in one call"), "{}", logs());
+    assert!(logged("flooder", "event=blast"), "the log names the event");
+    // The 100 allowed went out; the bystander got them and still gets replies.
+    for _ in 0..100 {
+        assert_eq!(bystander.next_event().await.name, "blob");
+    }
+    assert_eq!(bystander.request("echoU8", vec![n(3.0)]).await.args, vec![n(3.0)]);
+    assert_eq!(flooder.request("echoU8", vec![n(4.0)]).await.args, vec![n(4.0)]);
+}
+
+#[tokio::test]
+async fn a_giant_message_is_refused() {
+    let config = Config { max_payload_bytes: 64 << 10, ..Config::default() };
+    let server = TestServer::named("giant", guests::FIXTURE, config, runtime()).await;
+    let mut client = server.client("k").await;
+    let blast = client.send("blast", vec![n(1.0), n(f64::from(100 << 10))]).await;
+    failed(&client.reply_to(blast).await, "blast");
+    assert!(logged("giant", "`blob` of about 102400 bytes is over the max payload of 65536 bytes"), "{}", logs());
+    assert_eq!(client.request("echoU8", vec![n(5.0)]).await.args, vec![n(5.0)]);
+}
+
+#[tokio::test]
+async fn fuel_stops_a_busy_loop_long_before_the_deadline() {
+    let sandbox = Sandbox { fuel: Some(50_000_000), event_deadline_ms: 60_000, ..Sandbox::default() };
+    let server = TestServer::named("burner", guests::FIXTURE, config(sandbox.clone()), fuel_runtime()).await;
+    let mut client = server.client("k").await;
+    let started = std::time::Instant::now();
+    failed(&client.request("crash", vec![s("loop")]).await, "crash");
+    assert!(started.elapsed() < Duration::from_secs(30), "stopped by fuel, not by the 60 s deadline");
+    assert!(logged("burner", "fuel"), "{}", logs());
+    assert_eq!(client.request("count", vec![]).await.args, vec![n(1.0)], "a fresh instance");
+
+    // A fuel limit on an engine without fuel is a clear load error.
+    let error = Handler::load(runtime(), "no-fuel", &std::fs::read(guests::FIXTURE).unwrap(), &config(sandbox))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(error.contains("a fuel limit needs a runtime with fuel enabled"), "{error}");
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_dropped_and_the_rest_go_on() {
+    let config = Config { outbound_queue: 8, ..Config::default() };
+    let server = TestServer::named("slow", guests::FIXTURE, config, runtime()).await;
+    let mut sleeper = server.client("sleeper").await;
+    let sleeper_id = match sleeper.request("whoami", vec![]).await.args.as_slice() {
+        [Value::BigInt(id)] => *id,
+        other => panic!("{other:?}"),
+    };
+    let mut reader = server.client("reader").await;
+    // The sleeper stops reading; blasts (small enough for a reader's queue)
+    // fill its socket, then its queue.
+    let deadline = tokio::time::Instant::now() + STEP * 2;
+    loop {
+        reader.send("blast", vec![n(4.0), n(f64::from(64 << 10))]).await;
+        while reader.has_backlog() {
+            reader.next_event().await;
+        }
+        let everyone = reader.request("allClients", vec![]).await;
+        if !everyone.args[0].contains(&Value::BigInt(sleeper_id)) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the sleeper was never dropped");
+    }
+    assert!(logs().contains("outbound queue full: disconnecting a client that does not read"), "{}", logs());
+    assert_eq!(reader.request("echoU8", vec![n(9.0)]).await.args, vec![n(9.0)]);
+    drop(sleeper);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_connections_come_and_go_and_leave_nothing_behind() {
+    let server = TestServer::named("churn", guests::CHAT, Config::default(), runtime()).await;
+    let mut steady = server.client("steady").await;
+    steady.request("join", vec![s("lobby")]).await;
+    let fds_before = open_fds();
+
+    let url = server.url();
+    let mut rounds = Vec::new();
+    for worker in 0..8 {
+        let url = url.clone();
+        rounds.push(tokio::spawn(async move {
+            for i in 0..250 {
+                let mut client = Client::connect(&url).await;
+                match i % 3 {
+                    // Authenticate, join, leave by closing.
+                    0 => {
+                        assert_eq!(client.auth(&format!("w{worker}-{i}")).await, Message::AuthOk);
+                        client.request("join", vec![s("lobby")]).await;
+                        client.close().await;
+                    }
+                    // Rejected.
+                    1 => {
+                        assert!(matches!(client.auth("").await, Message::AuthRejected { .. }));
+                        client.closed().await;
+                    }
+                    // Connect and vanish without a word.
+                    _ => drop(client),
+                }
+            }
+        }));
+    }
+    for round in rounds {
+        round.await.unwrap();
+    }
+    // The steady client heard every join and leave and still gets replies.
+    assert_eq!(steady.request("join", vec![s("lobby")]).await.args, vec![Value::Array(vec![s("steady")])]);
+
+    // Every connection is gone from the registry, and the process holds no
+    // more sockets than before (closing finishes asynchronously: poll).
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let (clients, fds) = (server.handler.registry().len(), open_fds());
+        if clients == 1 && fds <= fds_before {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "left behind: {clients} clients, {fds} fds (was {fds_before})");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count())
+}
+
+trait Contains {
+    fn contains(&self, value: &Value) -> bool;
+}
+
+impl Contains for Value {
+    fn contains(&self, value: &Value) -> bool {
+        matches!(self, Value::Array(items) if items.contains(value))
+    }
+}
