@@ -37,3 +37,20 @@ if not bad:
 for case in bad:
     result = cases[case]
     print(f"- {case}: {result['behavior']} (close: {result.get('behaviorClose', '?')})")
+lenient = [c for c in sorted(cases, key=key) if cases[c]["behavior"] in ("NON-STRICT", "INFORMATIONAL")]
+print("\n## NON-STRICT and INFORMATIONAL cases\n")
+for case in lenient:
+    print(f"- {case}: {cases[case]['behavior']}")
+if any(c.startswith("6.4.") for c in lenient):
+    print(
+        "\n6.4.x are NON-STRICT because invalid UTF-8 in a fragmented text message is detected when the"
+        " message is complete (tungstenite validates whole messages), not at the first bad fragment;"
+        " the connection still closes with 1007."
+    )
+if any(c.split(".")[0] in ("3", "4", "5") for c in lenient):
+    print(
+        "\nThe NON-STRICT cases among 3.x, 4.x and 5.x send a valid message followed by a protocol"
+        " violation: ws-host closes with 1002 as it must, sometimes before the echo of the valid"
+        " message (which goes through the handler's queue) has gone out; which cases land here"
+        " varies from run to run."
+    )
