@@ -183,3 +183,59 @@ async fn a_stream_upgraded_by_another_server_can_be_handed_over() {
     assert_eq!(closing.0.0, 1001);
     assert!(echo.handler().registry().is_empty());
 }
+
+#[tokio::test]
+async fn metrics_count_exactly_what_happened() {
+    let chat = endpoint(guests::CHAT);
+    let (listener, addr) = listener().await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(App::new().route("/chat", chat.clone()).serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let url = format!("ws://{addr}/chat");
+    let mut ann = Client::connect(&url).await;
+    assert_eq!(ann.auth("ann").await, Message::AuthOk);
+    let mut bob = Client::connect(&url).await;
+    assert_eq!(bob.auth("bob").await, Message::AuthOk);
+
+    ann.request("join", vec![s("lobby")]).await;
+    bob.request("join", vec![s("lobby")]).await;
+    assert_eq!(ann.next_event().await.name, "joined");
+    ann.send("say", vec![s("lobby"), s("hi")]).await;
+    assert_eq!(ann.next_event().await.name, "said");
+    assert_eq!(bob.next_event().await.name, "said");
+    let wrong = bob.request("say", vec![s("lobby"), ws_host_tests::n(1.0)]).await;
+    assert_eq!(wrong.name, ws_host::codec::ERROR);
+    bob.send_frame(tokio_tungstenite::tungstenite::Message::Binary(bytes::Bytes::from_static(b"garbage"))).await;
+    assert_eq!(bob.closed().await.0.0, 1002);
+    assert_eq!(ann.next_event().await.name, "left");
+
+    let (status, text) = http_get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    let labels = "route=\"/chat\",handler=\"chat\"";
+    for expected in [
+        format!("ws_host_events_in_total{{{labels},event=\"join\"}} 2"),
+        format!("ws_host_events_in_total{{{labels},event=\"say\"}} 1"),
+        format!("ws_host_events_out_total{{{labels},event=\"join\"}} 2"),
+        format!("ws_host_events_out_total{{{labels},event=\"joined\"}} 1"),
+        format!("ws_host_events_out_total{{{labels},event=\"said\"}} 2"),
+        format!("ws_host_events_out_total{{{labels},event=\"ezez-ws::error\"}} 1"),
+        format!("ws_host_events_out_total{{{labels},event=\"left\"}} 1"),
+        format!("ws_host_refused_total{{{labels},reason=\"does_not_fit\"}} 1"),
+        format!("ws_host_refused_total{{{labels},reason=\"malformed\"}} 1"),
+        format!("ws_host_traps_total{{{labels}}} 0"),
+        format!("ws_host_swaps_total{{{labels}}} 0"),
+        format!("ws_host_handler_version{{{labels},digest="),
+        format!("ws_host_handler_seconds_count{{{labels}}} 3"),
+        format!("ws_host_handler_seconds_bucket{{{labels},le=\"+Inf\"}} 3"),
+    ] {
+        assert!(text.lines().any(|line| line.starts_with(&expected)), "missing {expected} in\n{text}");
+    }
+    let memory = text.lines().find(|l| l.starts_with("ws_host_instance_memory_bytes")).expect("memory gauge");
+    assert!(memory.rsplit(' ').next().unwrap().parse::<u64>().unwrap() > 0, "{memory}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("ws_host_events_out_total")).count(), 5, "{text}");
+
+    stop.send(()).unwrap();
+    assert_eq!(ann.closed().await.0.0, 1001);
+    tokio::time::timeout(STEP, server).await.unwrap().unwrap().unwrap();
+}

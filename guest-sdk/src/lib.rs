@@ -80,6 +80,12 @@
 //! 4. `cargo build --release --target wasm32-wasip2` (once: `rustup target
 //!    add wasm32-wasip2`), then `ws-host run target/wasm32-wasip2/release/my_handler.wasm`.
 //!
+//! Other kinds of handler: a **raw** handler exports `ws-host:server/raw@0.1.0` instead of
+//! `incoming` and gets every WebSocket message as it is (see `examples/guests/raw-echo`); any
+//! handler may export `ws-host:server/state@0.1.0` to keep its state across hot swaps (see
+//! [`state`]). `ws-host inspect your_handler.wasm` shows what the host reads from your
+//! component, and `ws-host types your_handler.wasm` prints TypeScript types for the client.
+//!
 //! A client then sends `say` with `["lobby", "hi"]` and gets the reply `2`;
 //! an argument of the wrong type never reaches your code: the host answers
 //! with an `ezez-ws::error` reply naming the argument. Handler state (your

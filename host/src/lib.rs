@@ -15,7 +15,8 @@
 //! - [`bridge`]: wire values <-> WIT values;
 //! - [`runtime`]: wasmtime engine, handler instances, limits;
 //! - [`server`]: listeners and connections;
-//! - [`watch`]: hot swap on file changes.
+//! - [`watch`]: hot swap on file changes;
+//! - [`inspect`]: event tables and TypeScript types from a component.
 //!
 //! # Example
 //!
@@ -38,6 +39,7 @@
 pub mod bridge;
 pub mod codec;
 pub mod config;
+pub mod inspect;
 pub mod registry;
 pub mod runtime;
 pub mod server;

@@ -24,6 +24,28 @@ struct Cli {
 enum Command {
     /// Serve a handler: `ws-host run handler.wasm --port 8080`.
     Run(RunArgs),
+    /// Print TypeScript types of a handler's events for @ezez/ws-client.
+    Types(FileArgs),
+    /// Print a handler's event table, lifecycle exports and WIT world, or
+    /// why the file is not a valid handler.
+    Inspect(FileArgs),
+}
+
+#[derive(Args)]
+struct FileArgs {
+    /// The handler: a WebAssembly component (.wasm).
+    handler: PathBuf,
+}
+
+impl FileArgs {
+    /// Reads and checks the handler as `run` would; its name and version.
+    fn check(&self) -> anyhow::Result<(String, Vec<u8>, std::sync::Arc<ws_host::runtime::Version>)> {
+        let bytes = std::fs::read(&self.handler)
+            .map_err(|e| anyhow::anyhow!("cannot read handler {}: {e}", self.handler.display()))?;
+        let name = self.handler.file_stem().map_or_else(|| "handler".into(), |s| s.to_string_lossy().into_owned());
+        let version = Handler::check(&Runtime::new()?, &name, &bytes, &Config::default())?;
+        Ok((name, bytes, version))
+    }
 }
 
 #[derive(Args)]
@@ -115,6 +137,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(args) => run(args),
+        Command::Types(file) => file.check().map(|(name, _, version)| {
+            print!("{}", ws_host::inspect::typescript(&name, &version.schema));
+        }),
+        Command::Inspect(file) => file.check().map(|(name, bytes, version)| {
+            print!("{}", ws_host::inspect::describe(&name, &version.schema));
+            match ws_host::inspect::wit_world(&bytes) {
+                Ok(wit) => print!("\nWIT world:\n\n{wit}"),
+                Err(error) => println!("\nWIT world: cannot print it: {error}"),
+            }
+        }),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, watch};
 
 use crate::codec::{Frame, Message, OutgoingEvent};
+use crate::runtime::metrics::HandlerMetrics;
 
 /// A connection's id, unique in this process.
 pub type ClientId = u64;
@@ -106,13 +107,19 @@ struct State {
 pub struct Registry {
     state: Mutex<State>,
     queue_capacity: usize,
+    metrics: Arc<HandlerMetrics>,
 }
 
 impl Registry {
     /// A registry whose clients each queue at most `queue_capacity` outbound
     /// messages; a client that falls further behind is disconnected.
     pub fn new(queue_capacity: usize) -> Arc<Self> {
-        Arc::new(Registry { state: Mutex::default(), queue_capacity: queue_capacity.max(1) })
+        Arc::new(Registry { state: Mutex::default(), queue_capacity: queue_capacity.max(1), metrics: Arc::default() })
+    }
+
+    /// The handler's counters (deliveries are counted here).
+    pub fn metrics(&self) -> &Arc<HandlerMetrics> {
+        &self.metrics
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -229,7 +236,10 @@ impl Registry {
     /// errors go to whoever asked.
     pub fn send_to(&self, id: ClientId, event: Arc<OutgoingEvent>) {
         if let Some(client) = self.state().clients.get(&id) {
-            push(client, Outbound::Event(event));
+            let name = event.name().to_owned();
+            if push(client, Outbound::Event(event)) {
+                self.metrics.event_out(&name, 1);
+            }
         }
     }
 
@@ -260,6 +270,7 @@ impl Registry {
                 delivered += usize::from(push(client, Outbound::Event(event.clone())));
             }
         }
+        self.metrics.event_out(event.name(), delivered);
         delivered
     }
 }

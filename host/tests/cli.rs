@@ -143,6 +143,49 @@ async fn watch_swaps_when_the_file_changes() {
 }
 
 #[test]
+fn inspect_prints_the_event_table_hooks_and_world() {
+    let output = ws_host().args(["inspect", guests::CHAT]).output().unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    for expected in [
+        "chat: ezez handler",
+        "  join(room: string) -> reply string[]",
+        "  history(room: string, limit: number) -> reply { room: string; author: string; text: string; seq: number }[]",
+        "  said(to: target, msg: { room: string; author: string; text: string; seq: number })",
+        "  auth.on-auth                yes",
+        "  connected.on-auth-ok        no (default)",
+        "WIT world:",
+        "export example:chat/incoming;",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    let stderr = fails(&["inspect", guests::BARE]);
+    assert!(stderr.contains("bare is not a valid handler: it exports no `incoming` interface"), "{stderr}");
+}
+
+#[test]
+fn types_prints_typescript_for_the_client() {
+    let output = ws_host().args(["types", guests::FIXTURE]).output().unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    for expected in [
+        "export type OutgoingEvents = {",
+        "    echoU64: [v: number | bigint];",
+        "    echoRecord: [v: { x: number; y: number; longLabel?: string | null | undefined }];",
+        "    pair: [a: string, b?: string | null | undefined];",
+        "export type IncomingEvents = {",
+        "    echoU64: [bigint];",
+        "    echoTuple: [string, number];",
+        "    echoVariant: [{ tag: \"circle\"; val: number } | { tag: \"square\"; val: { x: number; y: number; longLabel: string | null } } | { tag: \"empty\" }];",
+        "    echoBytes: [Uint8Array];",
+        "    ping: [n: number];",
+        "    \"ezez-ws::error\": [message: string];",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
 fn run_needs_a_handler_or_a_route() {
     let stderr = fails(&["run"]);
     assert!(stderr.contains("<HANDLER|--route <PATH=FILE>>"), "{stderr}");
@@ -182,7 +225,7 @@ fn a_file_that_is_not_a_handler_is_a_one_line_error() {
 
 #[test]
 fn every_command_has_help() {
-    for args in [&["--help"][..], &["run", "--help"]] {
+    for args in [&["--help"][..], &["run", "--help"], &["types", "--help"], &["inspect", "--help"]] {
         let output = ws_host().args(args).output().unwrap();
         assert!(output.status.success());
         let text = String::from_utf8(output.stdout).unwrap();

@@ -110,6 +110,7 @@ impl Actor {
                 let outcome = self.swap(*candidate);
                 if let Ok(version) = &outcome {
                     shared.current.send_replace(version.clone());
+                    registry.metrics().swap();
                 }
                 let _ = done.send(outcome);
             }
@@ -128,7 +129,10 @@ impl Actor {
             }
         };
         let Some(declared) = version.schema.incoming.get(&event.name) else { return };
-        match self.call(&declared.wit_name, |live| live.call_event(declared, client, args)) {
+        let started = std::time::Instant::now();
+        let outcome = self.call(&declared.wit_name, |live| live.call_event(declared, client, args));
+        registry.metrics().handler_time(started.elapsed());
+        match outcome {
             Some(results) if results.is_empty() => {}
             Some(results) => {
                 let args = reply_args(&results, &declared.results);
@@ -183,6 +187,9 @@ impl Actor {
         match f(live) {
             Ok(result) => Some(result),
             Err(error) => {
+                if let Some(shared) = self.shared.upgrade() {
+                    shared.registry.metrics().trap();
+                }
                 tracing::warn!(handler = %self.name, event = %what, "handler failed, replacing its instance: {error:#}");
                 self.live = None;
                 self.restart();

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Runtime;
 use super::actor::{Actor, Job, reply_error};
+use super::metrics::{Refusal, Snapshot};
 use super::version::{LoadError, Version, prepare};
 use crate::codec::{Event, Frame};
 use crate::config::Config;
@@ -80,6 +81,14 @@ impl Handler {
         Ok(Handler { shared })
     }
 
+    /// Checks a component the way loading it would (compile, read its
+    /// events, link, start one instance) and returns what it declares,
+    /// without serving it.
+    pub fn check(runtime: &Runtime, name: &str, bytes: &[u8], config: &Config) -> Result<Arc<Version>, LoadError> {
+        let registry = Registry::new(config.outbound_queue);
+        Ok(prepare(runtime, &name.into(), bytes, 1, &registry, config)?.version)
+    }
+
     /// Replaces the running version with the component in `bytes`, while
     /// clients stay connected. The candidate is compiled, checked and started
     /// off the event path; if anything fails the running version keeps
@@ -143,6 +152,11 @@ impl Handler {
         &self.shared.registry
     }
 
+    /// What this handler counted so far.
+    pub fn metrics(&self) -> Snapshot {
+        self.shared.registry.metrics().snapshot()
+    }
+
     /// Runs the handler's auth decision; `Err` carries the rejection reason.
     pub async fn authenticate(&self, client: ClientId, key: String, request: RequestInfo) -> Result<(), String> {
         let (verdict, answer) = oneshot::channel();
@@ -161,8 +175,12 @@ impl Handler {
     pub async fn dispatch(&self, client: ClientId, event: Event) {
         let version = self.version();
         match version.schema.convert(&event) {
-            Ok(args) => self.submit(Job::Event { client, event, args, version: version.number }).await,
+            Ok(args) => {
+                self.shared.registry.metrics().event_in(&event.name);
+                self.submit(Job::Event { client, event, args, version: version.number }).await
+            }
             Err(message) => {
+                self.shared.registry.metrics().refused(Refusal::DoesNotFit);
                 tracing::debug!(handler = %self.shared.name, client, "refused event: {message}");
                 reply_error(&self.shared.registry, client, event.id, message);
             }
@@ -171,6 +189,7 @@ impl Handler {
 
     /// Hands a whole message to a raw handler. Waits while the queue is full.
     pub async fn dispatch_raw(&self, client: ClientId, frame: Frame) {
+        self.shared.registry.metrics().event_in("raw");
         self.submit(Job::Raw { client, frame }).await;
     }
 

@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{self, LogLevel, RawMessage};
 use super::guest_log::GuestLog;
+use super::metrics::HandlerMetrics;
 use crate::codec::Frame;
 use crate::registry::{ClientId, Registry};
 
@@ -15,11 +16,49 @@ use crate::registry::{ClientId, Registry};
 pub struct HostState {
     pub handler: Arc<str>,
     pub registry: Arc<Registry>,
-    pub limits: StoreLimits,
+    pub limits: Limits,
     /// What the guest may send during one call.
     pub sends: SendBudget,
     wasi: WasiCtx,
     table: ResourceTable,
+}
+
+/// The store's limits, reporting the instance's memory to the metrics.
+pub struct Limits {
+    inner: StoreLimits,
+    metrics: Arc<HandlerMetrics>,
+}
+
+impl Limits {
+    pub fn new(inner: StoreLimits, metrics: Arc<HandlerMetrics>) -> Self {
+        Limits { inner, metrics }
+    }
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.metrics.memory(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
 }
 
 /// Outgoing events left for the running call, and the largest one allowed.
@@ -48,6 +87,7 @@ impl HostState {
     /// A sandboxed state: no files, network, environment or arguments; the
     /// guest's stdout and stderr go to the log.
     pub fn new(handler: Arc<str>, registry: Arc<Registry>, limits: StoreLimits, sends: SendBudget) -> Self {
+        let limits = Limits::new(limits, registry.metrics().clone());
         let wasi = WasiCtx::builder()
             .stdout(GuestLog::new(handler.clone(), "stdout"))
             .stderr(GuestLog::new(handler.clone(), "stderr"))

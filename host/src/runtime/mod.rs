@@ -7,6 +7,7 @@ mod guest_log;
 mod handler;
 mod host;
 mod instance;
+pub mod metrics;
 mod outgoing;
 pub mod schema;
 mod version;

@@ -17,6 +17,7 @@ use tracing::Instrument;
 use crate::codec::{Codec, Frame, Message};
 use crate::config::Config;
 use crate::registry::{CloseRequest, Connection, Outbound};
+use crate::runtime::metrics::{HandlerMetrics, Refusal};
 use crate::runtime::{Handler, RequestInfo};
 use crate::session::{Action, INVALID_AUTH_KEY, Session};
 
@@ -96,13 +97,16 @@ async fn serve_as<S>(
             Input::Read(None) => break,
             Input::Read(Some(Err(tungstenite::Error::Capacity(error)))) => {
                 tracing::debug!("{error}");
+                registry.metrics().refused(Refusal::TooBig);
                 Action::Close { code: CLOSE_TOO_BIG.0, reason: CLOSE_TOO_BIG.1 }
             }
             Input::Read(Some(Err(tungstenite::Error::Protocol(error)))) => {
                 tracing::debug!("protocol error: {error}");
+                registry.metrics().refused(Refusal::Protocol);
                 Action::Close { code: CLOSE_PROTOCOL_ERROR.0, reason: CLOSE_PROTOCOL_ERROR.1 }
             }
             Input::Read(Some(Err(tungstenite::Error::Utf8(_)))) => {
+                registry.metrics().refused(Refusal::Protocol);
                 Action::Close { code: CLOSE_INVALID_UTF8.0, reason: CLOSE_INVALID_UTF8.1 }
             }
             Input::Read(Some(Err(error))) => {
@@ -124,10 +128,10 @@ async fn serve_as<S>(
                 continue;
             }
             Input::Read(Some(Ok(WsMessage::Binary(bytes)))) => {
-                read(Frame::Binary(bytes), &mut codec, &json, &mut session)
+                read(Frame::Binary(bytes), &mut codec, &json, &mut session, registry.metrics())
             }
             Input::Read(Some(Ok(WsMessage::Text(text)))) => {
-                read(Frame::Text(text.to_string()), &mut codec, &json, &mut session)
+                read(Frame::Text(text.to_string()), &mut codec, &json, &mut session, registry.metrics())
             }
             Input::Read(Some(Ok(_))) => continue,
             Input::AuthTimeout => match session.on_auth_timeout() {
@@ -216,7 +220,13 @@ impl Input {
 
 /// Decodes a data frame and feeds it to the session; the first frame fixes
 /// the connection's codec (binary: ezez framing, text: JSON).
-fn read(frame: Frame, codec: &mut Option<Codec>, json: &AtomicBool, session: &mut Session) -> Action {
+fn read(
+    frame: Frame,
+    codec: &mut Option<Codec>,
+    json: &AtomicBool,
+    session: &mut Session,
+    metrics: &HandlerMetrics,
+) -> Action {
     let kind = match frame {
         Frame::Binary(_) => Codec::Binary,
         Frame::Text(_) => Codec::Json,
@@ -236,6 +246,7 @@ fn read(frame: Frame, codec: &mut Option<Codec>, json: &AtomicBool, session: &mu
         Ok(message) => session.on_message(message, size),
         Err(error) => {
             tracing::debug!("malformed frame: {error}");
+            metrics.refused(Refusal::Malformed);
             Action::Close { code: CLOSE_MALFORMED.0, reason: CLOSE_MALFORMED.1 }
         }
     }

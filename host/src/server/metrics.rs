@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::time::UNIX_EPOCH;
 
 use super::endpoint::Endpoint;
+use crate::runtime::metrics::{Snapshot, TIME_BUCKETS};
 
 /// Renders the metrics of every `(route, endpoint)`.
 pub fn render(routes: &[(String, Endpoint)]) -> String {
@@ -29,7 +30,64 @@ pub fn render(routes: &[(String, Endpoint)]) -> String {
         let loaded = e.handler().version().loaded_at.duration_since(UNIX_EPOCH).unwrap_or_default();
         (String::new(), format!("{:.3}", loaded.as_secs_f64()))
     });
+    counters(&mut out, routes);
     out
+}
+
+/// The counters each handler keeps, one family at a time.
+fn counters(out: &mut String, routes: &[(String, Endpoint)]) {
+    let snapshots: Vec<(String, String, Snapshot)> =
+        routes.iter().map(|(route, e)| (escape(route), escape(e.handler().name()), e.handler().metrics())).collect();
+    let mut by_label =
+        |name: &str, help: &str, kind: &str, label: &str, values: &dyn Fn(&Snapshot) -> Vec<(String, u64)>| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (route, handler, snapshot) in &snapshots {
+                for (value_label, value) in values(snapshot) {
+                    let label =
+                        if label.is_empty() { String::new() } else { format!(",{label}=\"{}\"", escape(&value_label)) };
+                    let _ = writeln!(out, "{name}{{route=\"{route}\",handler=\"{handler}\"{label}}} {value}");
+                }
+            }
+        };
+    by_label("ws_host_events_in_total", "Events handed to the handler, by event name.", "counter", "event", &|s| {
+        s.events_in.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    });
+    by_label(
+        "ws_host_events_out_total",
+        "Events sent to clients (one per recipient), replies and errors included.",
+        "counter",
+        "event",
+        &|s| s.events_out.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+    );
+    by_label(
+        "ws_host_refused_total",
+        "Frames or events that did not reach the handler, by reason.",
+        "counter",
+        "reason",
+        &|s| s.refused.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+    );
+    by_label(
+        "ws_host_traps_total",
+        "Calls into the handler that failed (trap, deadline, memory, fuel, limits).",
+        "counter",
+        "",
+        &|s| vec![(String::new(), s.traps)],
+    );
+    by_label("ws_host_swaps_total", "Successful hot swaps.", "counter", "", &|s| vec![(String::new(), s.swaps)]);
+    by_label("ws_host_instance_memory_bytes", "Linear memory of the handler's instance.", "gauge", "", &|s| {
+        vec![(String::new(), s.memory_bytes)]
+    });
+    let name = "ws_host_handler_seconds";
+    let _ = writeln!(out, "# HELP {name} Time spent in the handler per call.\n# TYPE {name} histogram");
+    for (route, handler, snapshot) in &snapshots {
+        let labels = format!("route=\"{route}\",handler=\"{handler}\"");
+        for (bound, count) in TIME_BUCKETS.iter().zip(&snapshot.time_buckets) {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", snapshot.time_count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {:.6}", snapshot.time_sum.as_secs_f64());
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", snapshot.time_count);
+    }
 }
 
 fn escape(label: &str) -> String {

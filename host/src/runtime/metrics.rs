@@ -1,0 +1,138 @@
+//! What one handler counts: events in and out by name, refused frames by
+//! reason, time spent in the guest per event, traps, swaps and the memory
+//! of its instance. Rendered as Prometheus text by `server::metrics`.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the handler-time histogram, in seconds.
+pub const TIME_BUCKETS: [f64; 12] =
+    [0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 0.25, 1.0];
+
+/// Why a frame or event did not reach the handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Refusal {
+    /// Not a protocol message (closed with 1002).
+    Malformed,
+    /// Over the max payload (closed with 1009).
+    TooBig,
+    /// A WebSocket protocol violation or invalid UTF-8 (closed).
+    Protocol,
+    /// Did not fit the declared types, unknown or reserved (error reply).
+    DoesNotFit,
+}
+
+impl Refusal {
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::Malformed => "malformed",
+            Refusal::TooBig => "too_big",
+            Refusal::Protocol => "protocol",
+            Refusal::DoesNotFit => "does_not_fit",
+        }
+    }
+}
+
+/// Counters of one handler; shared by its connections and its actor.
+#[derive(Debug, Default)]
+pub struct HandlerMetrics {
+    events_in: Mutex<BTreeMap<String, u64>>,
+    events_out: Mutex<BTreeMap<String, u64>>,
+    refused: Mutex<BTreeMap<Refusal, u64>>,
+    time_buckets: [AtomicU64; TIME_BUCKETS.len()],
+    time_count: AtomicU64,
+    time_sum_nanos: AtomicU64,
+    traps: AtomicU64,
+    swaps: AtomicU64,
+    memory_bytes: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub events_in: BTreeMap<String, u64>,
+    pub events_out: BTreeMap<String, u64>,
+    pub refused: BTreeMap<&'static str, u64>,
+    /// Cumulative counts per bucket of [`TIME_BUCKETS`].
+    pub time_buckets: Vec<u64>,
+    pub time_count: u64,
+    pub time_sum: Duration,
+    pub traps: u64,
+    pub swaps: u64,
+    pub memory_bytes: u64,
+}
+
+impl HandlerMetrics {
+    /// An event reached the handler's queue.
+    pub fn event_in(&self, name: &str) {
+        bump(&self.events_in, name, 1);
+    }
+
+    /// `recipients` clients were sent an event (replies and errors included).
+    pub fn event_out(&self, name: &str, recipients: usize) {
+        if recipients > 0 {
+            bump(&self.events_out, name, recipients as u64);
+        }
+    }
+
+    pub fn refused(&self, why: Refusal) {
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner()).entry(why).or_default() += 1;
+    }
+
+    /// One call into the guest took `elapsed`.
+    pub fn handler_time(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        for (bucket, bound) in self.time_buckets.iter().zip(TIME_BUCKETS) {
+            if seconds <= bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.time_count.fetch_add(1, Ordering::Relaxed);
+        self.time_sum_nanos.fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub fn trap(&self) {
+        self.traps.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn swap(&self) {
+        self.swaps.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The instance's linear memory grew (or a fresh one started) to `bytes`.
+    pub fn memory(&self, bytes: usize) {
+        self.memory_bytes.store(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            events_in: self.events_in.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            events_out: self.events_out.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            refused: self
+                .refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(why, count)| (why.label(), *count))
+                .collect(),
+            time_buckets: self.time_buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect(),
+            time_count: self.time_count.load(Ordering::Relaxed),
+            time_sum: Duration::from_nanos(self.time_sum_nanos.load(Ordering::Relaxed)),
+            traps: self.traps.load(Ordering::Relaxed),
+            swaps: self.swaps.load(Ordering::Relaxed),
+            memory_bytes: self.memory_bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn bump(map: &Mutex<BTreeMap<String, u64>>, name: &str, by: u64) {
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    match map.get_mut(name) {
+        Some(count) => *count += by,
+        None => {
+            map.insert(name.to_owned(), by);
+        }
+    }
+}
