@@ -20,7 +20,7 @@ pub enum BeforeAuth {
 
 /// Wire and sandbox limits of a server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Config {
     /// Largest WebSocket message accepted; larger ones close with 1009.
     pub max_payload_bytes: usize,
@@ -40,7 +40,7 @@ pub struct Config {
 
 /// Limits of a handler instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Sandbox {
     /// Wall-clock time one event may run in the guest before it is stopped.
     pub event_deadline_ms: u64,

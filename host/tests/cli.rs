@@ -188,9 +188,55 @@ fn types_prints_typescript_for_the_client() {
 #[test]
 fn run_needs_a_handler_or_a_route() {
     let stderr = fails(&["run"]);
-    assert!(stderr.contains("<HANDLER|--route <PATH=FILE>>"), "{stderr}");
+    assert!(
+        stderr.contains("no handler to serve: give a .wasm file, a --route PATH=FILE, or a config file"),
+        "{stderr}"
+    );
     let stderr = fails(&["run", "--route", "chat.wasm"]);
     assert!(stderr.contains("expected PATH=FILE"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_config_file_says_what_the_flags_say_and_flags_override_it() {
+    let dir = std::env::temp_dir().join(format!("ws-host-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(guests::ECHO, dir.join("echo.wasm")).unwrap();
+    let file = dir.join("ws-host.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "port = 1\nlog-format = \"json\"\n\n[routes]\n\"/echo\" = \"echo.wasm\"\n\"/chat\" = \"{}\"\n\n[limits]\nmax-payload-bytes = 1000\n",
+            guests::CHAT
+        ),
+    )
+    .unwrap();
+    // Port 1 from the file is overridden by the flag; the payload limit holds.
+    let mut child = ws_host()
+        .args(["run", "--config", file.to_str().unwrap(), "--port", "0"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("ws-host listening on ").unwrap().to_owned();
+    let mut client = Client::connect(&format!("{url}/echo")).await;
+    assert_eq!(client.auth("k").await, Message::AuthOk);
+    assert_eq!(client.request("echo", vec![s("small")]).await.args, vec![s("small")]);
+    client.send("echo", vec![s(&"x".repeat(2000))]).await;
+    assert_eq!(client.closed().await.0.0, 1009);
+    sigterm(&child);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("\"message\":\"loaded\""), "{stderr}");
+    assert!(stderr.lines().all(|l| l.starts_with('{')), "JSON logs from the file: {stderr}");
+
+    std::fs::write(&file, "port = 8080\nprot = 9\n").unwrap();
+    let stderr = fails(&["run", "--config", file.to_str().unwrap()]);
+    assert!(stderr.contains("line 2"), "the error names the line: {stderr}");
+    assert!(stderr.contains("unknown field `prot`"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -1,10 +1,14 @@
 //! The `ws-host` command: serve a WebAssembly handler over WebSockets.
 
+mod settings;
+
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use settings::{FileSettings, LogFormat};
 use tracing_subscriber::EnvFilter;
 use ws_host::server::{App, Endpoint};
 use ws_host::{BeforeAuth, Config, Handler, Runtime, RuntimeOptions};
@@ -23,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve a handler: `ws-host run handler.wasm --port 8080`.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print TypeScript types of a handler's events for @ezez/ws-client.
     Types(FileArgs),
     /// Print a handler's event table, lifecycle exports and WIT world, or
@@ -49,11 +53,13 @@ impl FileArgs {
 }
 
 #[derive(Args)]
-#[command(group(clap::ArgGroup::new("handlers").required(true).multiple(true).args(["handler", "route"])))]
 struct RunArgs {
     /// The handler: a WebAssembly component (.wasm) built against the ws-host WIT.
     /// It gets WebSocket upgrades on every path that has no --route of its own.
     handler: Option<PathBuf>,
+    /// Settings from a TOML file (everything the flags say; flags override it).
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Serve another handler at a path: `--route /chat=chat.wasm` (repeatable).
     /// Upgrades on paths without a handler get 404.
     #[arg(long, value_name = "PATH=FILE", value_parser = parse_route)]
@@ -65,60 +71,99 @@ struct RunArgs {
     /// (SIGHUP reloads every handler's file too, with or without this flag.)
     #[arg(long)]
     watch: bool,
-    /// Where compiled handlers are cached, keyed by content (default: the
-    /// user's cache folder). An unchanged handler then starts without compiling.
+    /// Where compiled handlers are cached, keyed by content [default: the
+    /// user's cache folder]. An unchanged handler then starts without compiling.
     #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
     cache_dir: Option<PathBuf>,
     /// Compile every handler on every start.
     #[arg(long)]
     no_cache: bool,
-    /// Port to listen on; 0 picks a free one (the chosen port is printed).
-    #[arg(long, short, default_value_t = 8080)]
-    port: u16,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: IpAddr,
-    /// What to do with events sent before auth-ok.
-    #[arg(long, value_enum, default_value_t = BeforeAuth::Ignore)]
-    messages_before_auth: BeforeAuth,
-    /// Largest WebSocket message accepted, in bytes (larger ones close with 1009).
-    #[arg(long, default_value_t = Config::default().max_payload_bytes)]
-    max_payload: usize,
-    /// Milliseconds a new connection has to send its auth frame.
-    #[arg(long, default_value_t = Config::default().auth_timeout_ms)]
-    auth_timeout_ms: u64,
-    /// Milliseconds one event may run in the handler before it is stopped.
-    #[arg(long, default_value_t = Config::default().sandbox.event_deadline_ms)]
-    event_deadline_ms: u64,
-    /// Linear memory one handler instance may use, in bytes.
-    #[arg(long, default_value_t = Config::default().sandbox.memory_bytes)]
-    memory_limit: usize,
+    /// Port to listen on; 0 picks a free one (the chosen port is printed) [default: 8080].
+    #[arg(long, short)]
+    port: Option<u16>,
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long)]
+    host: Option<IpAddr>,
+    /// How log lines look [default: human].
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+    /// What to do with events sent before auth-ok [default: ignore].
+    #[arg(long, value_enum)]
+    messages_before_auth: Option<BeforeAuth>,
+    /// Largest WebSocket message accepted, in bytes; larger ones close with 1009 [default: 1048576].
+    #[arg(long)]
+    max_payload: Option<usize>,
+    /// Milliseconds a new connection has to send its auth frame [default: 5000].
+    #[arg(long)]
+    auth_timeout_ms: Option<u64>,
+    /// Milliseconds one event may run in the handler before it is stopped [default: 1000].
+    #[arg(long)]
+    event_deadline_ms: Option<u64>,
+    /// Linear memory one handler instance may use, in bytes [default: 67108864].
+    #[arg(long)]
+    memory_limit: Option<usize>,
     /// Fuel (about one unit per WebAssembly instruction) one event may burn;
-    /// enables fuel metering, which makes calls slower. Off by default.
+    /// enables fuel metering, which makes calls slower [default: off].
     #[arg(long)]
     fuel: Option<u64>,
-    /// Outgoing events one handler call may send before it is stopped.
-    #[arg(long, default_value_t = Config::default().sandbox.max_sends_per_event)]
-    max_sends_per_event: u32,
-    /// Messages queued towards one client that does not read; more closes it (1008).
-    #[arg(long, default_value_t = Config::default().outbound_queue)]
-    outbound_queue: usize,
+    /// Outgoing events one handler call may send before it is stopped [default: 10000].
+    #[arg(long)]
+    max_sends_per_event: Option<u32>,
+    /// Messages queued towards one client that does not read; more closes it (1008) [default: 1024].
+    #[arg(long)]
+    outbound_queue: Option<usize>,
+}
+
+/// What `run` does, once flags and the config file are merged.
+struct RunPlan {
+    handler: Option<PathBuf>,
+    routes: Vec<(String, PathBuf)>,
+    static_dir: Option<PathBuf>,
+    watch: bool,
+    cache_dir: Option<PathBuf>,
+    address: SocketAddr,
+    config: Config,
 }
 
 impl RunArgs {
-    fn config(&self) -> Config {
-        let mut config = Config {
-            messages_before_auth: self.messages_before_auth,
-            max_payload_bytes: self.max_payload,
-            auth_timeout_ms: self.auth_timeout_ms,
-            ..Config::default()
-        };
-        config.outbound_queue = self.outbound_queue;
-        config.sandbox.event_deadline_ms = self.event_deadline_ms;
-        config.sandbox.memory_bytes = self.memory_limit;
-        config.sandbox.fuel = self.fuel;
-        config.sandbox.max_sends_per_event = self.max_sends_per_event;
-        config
+    /// Flags over the file over the defaults.
+    fn plan(self, file: FileSettings) -> anyhow::Result<RunPlan> {
+        let mut config = file.limits.unwrap_or_default();
+        set(&mut config.messages_before_auth, self.messages_before_auth);
+        set(&mut config.max_payload_bytes, self.max_payload);
+        set(&mut config.auth_timeout_ms, self.auth_timeout_ms);
+        set(&mut config.outbound_queue, self.outbound_queue);
+        set(&mut config.sandbox.event_deadline_ms, self.event_deadline_ms);
+        set(&mut config.sandbox.memory_bytes, self.memory_limit);
+        set(&mut config.sandbox.max_sends_per_event, self.max_sends_per_event);
+        if self.fuel.is_some() {
+            config.sandbox.fuel = self.fuel;
+        }
+        let mut routes: BTreeMap<String, PathBuf> = file.routes;
+        routes.extend(self.route);
+        let handler = self.handler.or(file.handler);
+        anyhow::ensure!(
+            handler.is_some() || !routes.is_empty(),
+            "no handler to serve: give a .wasm file, a --route PATH=FILE, or a config file that names one"
+        );
+        let no_cache = self.no_cache || file.no_cache.unwrap_or(false);
+        let cache_dir = if no_cache { None } else { self.cache_dir.or(file.cache_dir).or_else(default_cache_dir) };
+        let host = self.host.or(file.host).unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        Ok(RunPlan {
+            handler,
+            routes: routes.into_iter().collect(),
+            static_dir: self.static_dir.or(file.static_dir),
+            watch: self.watch || file.watch.unwrap_or(false),
+            cache_dir,
+            address: SocketAddr::new(host, self.port.or(file.port).unwrap_or(8080)),
+            config,
+        })
+    }
+}
+
+fn set<T>(field: &mut T, flag: Option<T>) {
+    if let Some(value) = flag {
+        *field = value;
     }
 }
 
@@ -130,23 +175,26 @@ fn parse_route(value: &str) -> Result<(String, PathBuf), String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Run(args) => run(args),
-        Command::Types(file) => file.check().map(|(name, _, version)| {
-            print!("{}", ws_host::inspect::typescript(&name, &version.schema));
+        Command::Run(args) => read_settings(&args).and_then(|file| {
+            init_logging(args.log_format.or(file.log_format).unwrap_or_default());
+            run(args.plan(file)?)
         }),
-        Command::Inspect(file) => file.check().map(|(name, bytes, version)| {
-            print!("{}", ws_host::inspect::describe(&name, &version.schema));
-            match ws_host::inspect::wit_world(&bytes) {
-                Ok(wit) => print!("\nWIT world:\n\n{wit}"),
-                Err(error) => println!("\nWIT world: cannot print it: {error}"),
-            }
-        }),
+        Command::Types(file) => {
+            init_logging(LogFormat::Human);
+            file.check().map(|(name, _, version)| print!("{}", ws_host::inspect::typescript(&name, &version.schema)))
+        }
+        Command::Inspect(file) => {
+            init_logging(LogFormat::Human);
+            file.check().map(|(name, bytes, version)| {
+                print!("{}", ws_host::inspect::describe(&name, &version.schema));
+                match ws_host::inspect::wit_world(&bytes) {
+                    Ok(wit) => print!("\nWIT world:\n\n{wit}"),
+                    Err(error) => println!("\nWIT world: cannot print it: {error}"),
+                }
+            })
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -157,14 +205,28 @@ fn main() -> ExitCode {
     }
 }
 
+fn read_settings(args: &RunArgs) -> anyhow::Result<FileSettings> {
+    args.config.as_deref().map_or_else(|| Ok(FileSettings::default()), FileSettings::read)
+}
+
+/// Logs to stderr, filtered by RUST_LOG (default `info`).
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+}
+
 #[tokio::main]
-async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let config = args.config();
-    let cache_dir = if args.no_cache { None } else { args.cache_dir.clone().or_else(default_cache_dir) };
-    let runtime = Runtime::with_options(&RuntimeOptions { cache_dir, fuel: args.fuel.is_some() })?;
+async fn run(plan: RunPlan) -> anyhow::Result<()> {
+    let config = plan.config;
+    let runtime =
+        Runtime::with_options(&RuntimeOptions { cache_dir: plan.cache_dir, fuel: config.sandbox.fuel.is_some() })?;
     let mut app = App::new();
     let mut files = Vec::new();
-    let handlers = args.handler.iter().map(|path| (None, path)).chain(args.route.iter().map(|(r, p)| (Some(r), p)));
+    let handlers = plan.handler.iter().map(|path| (None, path)).chain(plan.routes.iter().map(|(r, p)| (Some(r), p)));
     for (route, path) in handlers {
         let handler = Handler::load_file(&runtime, path, &config)?;
         let endpoint = Endpoint::new(handler.clone(), config.clone());
@@ -174,13 +236,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         };
         files.push((handler, path.clone()));
     }
-    if let Some(dir) = &args.static_dir {
+    if let Some(dir) = &plan.static_dir {
         anyhow::ensure!(dir.is_dir(), "--static {}: not a folder", dir.display());
         app = app.static_dir(dir);
     }
-    let listener = ws_host::server::bind(SocketAddr::new(args.host, args.port)).await?;
+    let listener = ws_host::server::bind(plan.address).await?;
     let bound = listener.local_addr()?;
-    let _watchers = if args.watch {
+    let _watchers = if plan.watch {
         files
             .iter()
             .map(|(handler, path)| ws_host::watch::watch_file(handler.clone(), path))
