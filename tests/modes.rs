@@ -193,6 +193,8 @@ async fn metrics_count_exactly_what_happened() {
         let _ = stopped.await;
     }));
     let url = format!("ws://{addr}/chat");
+    // Connected, never authenticated.
+    let lurker = Client::connect(&url).await;
     let mut ann = Client::connect(&url).await;
     assert_eq!(ann.auth("ann").await, Message::AuthOk);
     let mut bob = Client::connect(&url).await;
@@ -210,6 +212,9 @@ async fn metrics_count_exactly_what_happened() {
     assert_eq!(bob.closed().await.0.0, 1002);
     assert_eq!(ann.next_event().await.name, "left");
 
+    // Every disconnect has been seen once a later request is answered.
+    ann.request("history", vec![s("lobby"), ws_host_tests::n(0.0)]).await;
+
     let (status, text) = http_get(addr, "/metrics").await;
     assert_eq!(status, 200);
     let labels = "route=\"/chat\",handler=\"chat\"";
@@ -223,18 +228,23 @@ async fn metrics_count_exactly_what_happened() {
         format!("ws_host_events_out_total{{{labels},event=\"left\"}} 1"),
         format!("ws_host_refused_total{{{labels},reason=\"does_not_fit\"}} 1"),
         format!("ws_host_refused_total{{{labels},reason=\"malformed\"}} 1"),
+        format!("ws_host_clients{{{labels}}} 2"),
+        format!("ws_host_authenticated_clients{{{labels}}} 1"),
+        format!("ws_host_events_in_total{{{labels},event=\"history\"}} 1"),
+        format!("ws_host_events_out_total{{{labels},event=\"history\"}} 1"),
         format!("ws_host_traps_total{{{labels}}} 0"),
         format!("ws_host_swaps_total{{{labels}}} 0"),
         format!("ws_host_handler_version{{{labels},digest="),
-        format!("ws_host_handler_seconds_count{{{labels}}} 3"),
-        format!("ws_host_handler_seconds_bucket{{{labels},le=\"+Inf\"}} 3"),
+        format!("ws_host_handler_seconds_count{{{labels}}} 4"),
+        format!("ws_host_handler_seconds_bucket{{{labels},le=\"+Inf\"}} 4"),
     ] {
         assert!(text.lines().any(|line| line.starts_with(&expected)), "missing {expected} in\n{text}");
     }
     let memory = text.lines().find(|l| l.starts_with("ws_host_instance_memory_bytes")).expect("memory gauge");
     assert!(memory.rsplit(' ').next().unwrap().parse::<u64>().unwrap() > 0, "{memory}");
-    assert_eq!(text.lines().filter(|l| l.starts_with("ws_host_events_out_total")).count(), 5, "{text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("ws_host_events_out_total")).count(), 6, "{text}");
 
+    drop(lurker);
     stop.send(()).unwrap();
     assert_eq!(ann.closed().await.0.0, 1001);
     tokio::time::timeout(STEP, server).await.unwrap().unwrap().unwrap();

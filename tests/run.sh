@@ -28,11 +28,16 @@ for guests in examples/guests tests/guests; do
         cargo clippy --release --target wasm32-wasip2 --manifest-path "$guests/Cargo.toml" -- -D warnings
 done
 
-step "Node compatibility suite (npm ws + @ezez/utils against ws-host run)"
+step "Node suites: compatibility (npm ws + @ezez/utils), TypeScript types, the browser demo in Chromium"
+if ! command -v chromium >/dev/null; then
+    # Debian's Chromium drives the browser demo test (playwright-core cannot download one here).
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 cargo build -p ws-host
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 guests="$target/guests/wasm32-wasip2/release"
 (cd tests/node && npm ci --no-audit --no-fund)
 WS_HOST_BIN="$target/debug/ws-host" \
 GUEST_CHAT="$guests/chat.wasm" GUEST_ECHO="$guests/echo.wasm" GUEST_FIXTURE="$guests/fixture.wasm" \
+CHROMIUM="$(command -v chromium)" ARTIFACTS_DIR="$target/test-artifacts" \
     node --test tests/node/

@@ -207,6 +207,11 @@ impl Registry {
         self.state().clients.len()
     }
 
+    /// How many clients have passed auth.
+    pub fn authenticated_len(&self) -> usize {
+        self.state().clients.values().filter(|c| c.authenticated).count()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

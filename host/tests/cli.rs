@@ -25,6 +25,13 @@ fn start(args: &[&str]) -> (Child, String) {
     (child, url.to_owned())
 }
 
+/// Runs to completion, which must succeed; returns stdout.
+fn succeeds(args: &[&str]) -> String {
+    let output = ws_host().args(args).output().expect("run ws-host");
+    assert!(output.status.success(), "should succeed: {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
 /// Runs to completion, which must fail; returns stderr.
 fn fails(args: &[&str]) -> String {
     let output = ws_host().args(args).output().expect("run ws-host");
@@ -144,9 +151,7 @@ async fn watch_swaps_when_the_file_changes() {
 
 #[test]
 fn inspect_prints_the_event_table_hooks_and_world() {
-    let output = ws_host().args(["inspect", guests::CHAT]).output().unwrap();
-    assert!(output.status.success());
-    let text = String::from_utf8(output.stdout).unwrap();
+    let text = succeeds(&["inspect", guests::CHAT]);
     for expected in [
         "chat: ezez handler",
         "  join(room: string) -> reply string[]",
@@ -165,9 +170,7 @@ fn inspect_prints_the_event_table_hooks_and_world() {
 
 #[test]
 fn types_prints_typescript_for_the_client() {
-    let output = ws_host().args(["types", guests::FIXTURE]).output().unwrap();
-    assert!(output.status.success());
-    let text = String::from_utf8(output.stdout).unwrap();
+    let text = succeeds(&["types", guests::FIXTURE]);
     for expected in [
         "export type OutgoingEvents = {",
         "    echoU64: [v: number | bigint];",
@@ -272,9 +275,7 @@ fn a_file_that_is_not_a_handler_is_a_one_line_error() {
 #[test]
 fn every_command_has_help() {
     for args in [&["--help"][..], &["run", "--help"], &["types", "--help"], &["inspect", "--help"]] {
-        let output = ws_host().args(args).output().unwrap();
-        assert!(output.status.success());
-        let text = String::from_utf8(output.stdout).unwrap();
+        let text = succeeds(args);
         assert!(text.contains("Usage: ws-host"), "{text}");
     }
 }

@@ -82,6 +82,8 @@ pub fn prepare(
             wasmtime::format_err!("no WebAssembly header (a handler is a .wasm component built for wasm32-wasip2)");
         return Err(LoadError::Compile { name: named(), cause });
     }
+    // Compiling a large component takes a while: say so before, and how long after.
+    tracing::info!(handler = %name, bytes = bytes.len(), "compiling (instant when the compile cache has it)");
     let started = Instant::now();
     let component = Component::new(engine, bytes).map_err(|cause| LoadError::Compile { name: named(), cause })?;
     let compile_time = started.elapsed();

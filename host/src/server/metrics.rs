@@ -22,6 +22,9 @@ pub fn render(routes: &[(String, Endpoint)]) -> String {
     family("ws_host_clients", "Connected clients, authenticated or not.", &|e| {
         (String::new(), e.handler().registry().len().to_string())
     });
+    family("ws_host_authenticated_clients", "Connected clients that passed auth.", &|e| {
+        (String::new(), e.handler().registry().authenticated_len().to_string())
+    });
     family("ws_host_handler_version", "The version serving the route: 1 at load, plus one per swap.", &|e| {
         let version = e.handler().version();
         (format!(",digest=\"{}\"", version.digest), version.number.to_string())
