@@ -240,11 +240,10 @@ impl Registry {
     /// Queues an event for one client, authenticated or not: replies and
     /// errors go to whoever asked.
     pub fn send_to(&self, id: ClientId, event: Arc<OutgoingEvent>) {
-        if let Some(client) = self.state().clients.get(&id) {
-            let name = event.name().to_owned();
-            if push(client, Outbound::Event(event)) {
-                self.metrics.event_out(&name, 1);
-            }
+        if let Some(client) = self.state().clients.get(&id)
+            && push(client, Outbound::Event(event.clone()))
+        {
+            self.metrics.event_out(event.name(), 1);
         }
     }
 
