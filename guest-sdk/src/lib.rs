@@ -18,8 +18,11 @@
 //!    ws-host-guest = { path = "../ws-host/guest-sdk" }
 //!    ```
 //!
-//! 2. Put the host's WIT package (`wit/server.wit` of ws-host) in
-//!    `wit/deps/ws-host/server.wit`, and declare your events in
+//!    Keep the dependency's name `ws-host-guest`: the generated code refers to
+//!    `ws_host_guest::...`.
+//!
+//! 2. Put the host's WIT package in `wit/deps/ws-host/server.wit`
+//!    (`ws-host wit > wit/deps/ws-host/server.wit`), and declare your events in
 //!    `wit/world.wit`. Each function of `incoming` is an event a client may
 //!    send (the first parameter `from: client-id` is filled by the host, the
 //!    others are the event's arguments; a return value is sent back as the

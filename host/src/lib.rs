@@ -48,6 +48,10 @@ pub mod watch;
 
 pub use config::{BeforeAuth, Config, Sandbox};
 
+/// The host's WIT package (`ws-host:server`), as handlers copy it into
+/// their `wit/deps/ws-host/server.wit` (`ws-host wit` prints it).
+pub const HOST_WIT: &str = include_str!("../../wit/server.wit");
+
 /// The README's code compiles as a doctest, so it cannot rot.
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]

@@ -169,6 +169,12 @@ fn inspect_prints_the_event_table_hooks_and_world() {
 }
 
 #[test]
+fn wit_prints_the_host_package() {
+    let text = succeeds(&["wit"]);
+    assert_eq!(text, std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit/server.wit")).unwrap());
+}
+
+#[test]
 fn types_prints_typescript_for_the_client() {
     let text = succeeds(&["types", guests::FIXTURE]);
     for expected in [
@@ -274,7 +280,8 @@ fn a_file_that_is_not_a_handler_is_a_one_line_error() {
 
 #[test]
 fn every_command_has_help() {
-    for args in [&["--help"][..], &["run", "--help"], &["types", "--help"], &["inspect", "--help"]] {
+    for args in [&["--help"][..], &["run", "--help"], &["types", "--help"], &["inspect", "--help"], &["wit", "--help"]]
+    {
         let text = succeeds(args);
         assert!(text.contains("Usage: ws-host"), "{text}");
     }

@@ -33,6 +33,8 @@ enum Command {
     /// Print a handler's event table, lifecycle exports and WIT world, or
     /// why the file is not a valid handler.
     Inspect(FileArgs),
+    /// Print the host's WIT package, for a handler's `wit/deps/ws-host/server.wit`.
+    Wit,
 }
 
 #[derive(Args)]
@@ -184,6 +186,10 @@ fn main() -> ExitCode {
         Command::Types(file) => {
             init_logging(LogFormat::Human);
             file.check().map(|(name, _, version)| print!("{}", ws_host::inspect::typescript(&name, &version.schema)))
+        }
+        Command::Wit => {
+            print!("{}", ws_host::HOST_WIT);
+            Ok(())
         }
         Command::Inspect(file) => {
             init_logging(LogFormat::Human);
