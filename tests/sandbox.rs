@@ -109,3 +109,22 @@ impl Contains for Value {
         matches!(self, Value::Array(items) if items.contains(value))
     }
 }
+
+#[tokio::test]
+async fn the_real_date_is_hidden_unless_allowed() {
+    let hidden = TestServer::named("no-clock", guests::FIXTURE, Config::default(), runtime()).await;
+    let mut client = hidden.client("k").await;
+    assert_eq!(client.request("now", vec![]).await.args, vec![Value::BigInt(0)]);
+    // The monotonic clock still runs: sleeping works (the `slow` auth sleeps).
+    let mut slow = ws_host_tests::Client::connect(&hidden.url()).await;
+    assert_eq!(slow.auth("slow").await, ws_host::codec::Message::AuthOk);
+
+    let allowed = config(Sandbox { allow_wall_clock: true, ..Sandbox::default() });
+    let shown = TestServer::named("clock", guests::FIXTURE, allowed, runtime()).await;
+    let mut client = shown.client("k").await;
+    let now = match client.request("now", vec![]).await.args.as_slice() {
+        [Value::BigInt(seconds)] => *seconds,
+        other => panic!("{other:?}"),
+    };
+    assert!(now > 1_700_000_000, "the real date: {now}");
+}

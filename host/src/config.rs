@@ -54,6 +54,10 @@ pub struct Sandbox {
     /// fuel metering (the deadline still applies). Needs a runtime created
     /// with fuel enabled.
     pub fuel: Option<u64>,
+    /// Whether the guest may read the real date and time. Without it the
+    /// wall clock stands still at the Unix epoch; the monotonic clock (for
+    /// timeouts and durations) always runs.
+    pub allow_wall_clock: bool,
 }
 
 impl Default for Config {
@@ -77,6 +81,7 @@ impl Default for Sandbox {
             event_queue: 1024,
             max_sends_per_event: 10_000,
             fuel: None,
+            allow_wall_clock: false,
         }
     }
 }

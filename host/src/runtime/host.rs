@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{self, LogLevel, RawMessage};
 use super::guest_log::GuestLog;
@@ -84,15 +84,37 @@ impl SendBudget {
 }
 
 impl HostState {
-    /// A sandboxed state: no files, network, environment or arguments; the
-    /// guest's stdout and stderr go to the log.
-    pub fn new(handler: Arc<str>, registry: Arc<Registry>, limits: StoreLimits, sends: SendBudget) -> Self {
+    /// A sandboxed state: no files, network, environment or arguments, and
+    /// no real date unless `wall_clock`; the guest's stdout and stderr go to
+    /// the log.
+    pub fn new(
+        handler: Arc<str>,
+        registry: Arc<Registry>,
+        limits: StoreLimits,
+        sends: SendBudget,
+        wall_clock: bool,
+    ) -> Self {
         let limits = Limits::new(limits, registry.metrics().clone());
-        let wasi = WasiCtx::builder()
-            .stdout(GuestLog::new(handler.clone(), "stdout"))
-            .stderr(GuestLog::new(handler.clone(), "stderr"))
-            .build();
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(GuestLog::new(handler.clone(), "stdout")).stderr(GuestLog::new(handler.clone(), "stderr"));
+        if !wall_clock {
+            wasi.wall_clock(StoppedClock);
+        }
+        let wasi = wasi.build();
         HostState { handler, registry, limits, sends, wasi, table: ResourceTable::new() }
+    }
+}
+
+/// A wall clock that stands still at the Unix epoch.
+struct StoppedClock;
+
+impl HostWallClock for StoppedClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
+
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
     }
 }
 

@@ -39,7 +39,8 @@ impl Live {
             per_call: sandbox.max_sends_per_event,
             max_bytes: config.max_payload_bytes,
         };
-        let mut store = Store::new(pre.engine(), HostState::new(handler, registry, limits, sends));
+        let state = HostState::new(handler, registry, limits, sends, sandbox.allow_wall_clock);
+        let mut store = Store::new(pre.engine(), state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();
         let deadline_ticks = (sandbox.event_deadline().as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1;

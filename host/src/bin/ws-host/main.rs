@@ -108,6 +108,10 @@ struct RunArgs {
     /// enables fuel metering, which makes calls slower [default: off].
     #[arg(long)]
     fuel: Option<u64>,
+    /// Let handlers read the real date and time (otherwise their wall clock
+    /// stands still at the Unix epoch).
+    #[arg(long)]
+    allow_wall_clock: bool,
     /// Outgoing events one handler call may send before it is stopped [default: 10000].
     #[arg(long)]
     max_sends_per_event: Option<u32>,
@@ -141,6 +145,7 @@ impl RunArgs {
         if self.fuel.is_some() {
             config.sandbox.fuel = self.fuel;
         }
+        config.sandbox.allow_wall_clock |= self.allow_wall_clock;
         let mut routes: BTreeMap<String, PathBuf> = file.routes;
         routes.extend(self.route);
         let handler = self.handler.or(file.handler);
