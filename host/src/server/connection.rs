@@ -40,20 +40,17 @@ pub async fn serve<S>(ws: WebSocketStream<S>, request: RequestInfo, handler: Han
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let registry = handler.registry().clone();
-    let Connection { id, outbox, control } = registry.connect();
-    let span = tracing::debug_span!("connection", handler = handler.name(), client = id);
-    serve_as(ws, request, handler, config, id, outbox, control).instrument(span).await;
+    let connection = handler.registry().connect();
+    let span = tracing::debug_span!("connection", handler = handler.name(), client = connection.id);
+    serve_registered(ws, request, handler, config, connection).instrument(span).await;
 }
 
-async fn serve_as<S>(
+async fn serve_registered<S>(
     ws: WebSocketStream<S>,
     request: RequestInfo,
     handler: Handler,
     config: Arc<Config>,
-    id: crate::registry::ClientId,
-    outbox: tokio::sync::mpsc::Receiver<Outbound>,
-    control: Arc<CloseRequest>,
+    Connection { id, outbox, control }: Connection,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
