@@ -56,10 +56,6 @@ impl Session {
         self.phase != Phase::AwaitingAuth
     }
 
-    pub fn is_open(&self) -> bool {
-        self.phase == Phase::Open
-    }
-
     /// A message arrived; `size` is its frame's length, for the queue limit.
     pub fn on_message(&mut self, message: Message, size: usize) -> Action {
         if self.phase == Phase::Closed {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::{Instance, InstancePre, Val};
+use wasmtime::component::{ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Lower, Val};
 use wasmtime::error::Context as _;
 use wasmtime::{Store, StoreLimitsBuilder};
 
@@ -82,23 +82,13 @@ impl Live {
         request: &Request,
     ) -> wasmtime::Result<Result<(), String>> {
         let Some(index) = &lifecycle.on_auth else { return Ok(Ok(())) };
-        let func = self
-            .instance
-            .get_typed_func::<(u64, &str, &Request), (Result<(), String>,)>(&mut self.store, index)
-            .context("on-auth has the wrong signature")?;
-        self.begin_call()?;
-        let (verdict,) = func.call(&mut self.store, (client, key, request))?;
+        let (verdict,) = self.call_typed(index, "on-auth", (client, key, request))?;
         Ok(verdict)
     }
 
     pub fn on_auth_ok(&mut self, lifecycle: &Lifecycle, client: ClientId) -> wasmtime::Result<()> {
         let Some(index) = &lifecycle.on_auth_ok else { return Ok(()) };
-        let func = self
-            .instance
-            .get_typed_func::<(u64,), ()>(&mut self.store, index)
-            .context("on-auth-ok has the wrong signature")?;
-        self.begin_call()?;
-        func.call(&mut self.store, (client,))
+        self.call_typed(index, "on-auth-ok", (client,))
     }
 
     pub fn on_disconnect(
@@ -109,34 +99,20 @@ impl Live {
         reason: &str,
     ) -> wasmtime::Result<()> {
         let Some(index) = &lifecycle.on_disconnect else { return Ok(()) };
-        let func = self
-            .instance
-            .get_typed_func::<(u64, u16, &str), ()>(&mut self.store, index)
-            .context("on-disconnect has the wrong signature")?;
-        self.begin_call()?;
-        func.call(&mut self.store, (client, code, reason))
+        self.call_typed(index, "on-disconnect", (client, code, reason))
     }
 
     /// `state.save` of the running version.
     pub fn save_state(&mut self, lifecycle: &Lifecycle) -> wasmtime::Result<Vec<u8>> {
         let index = lifecycle.save_state.as_ref().context("no state.save export")?;
-        let func = self
-            .instance
-            .get_typed_func::<(), (Vec<u8>,)>(&mut self.store, index)
-            .context("state.save has the wrong signature")?;
-        self.begin_call()?;
-        Ok(func.call(&mut self.store, ())?.0)
+        let (state,) = self.call_typed(index, "state.save", ())?;
+        Ok(state)
     }
 
     /// `state.restore` of a new version, before it gets any event.
     pub fn restore_state(&mut self, lifecycle: &Lifecycle, state: Vec<u8>) -> wasmtime::Result<()> {
         let index = lifecycle.restore_state.as_ref().context("no state.restore export")?;
-        let func = self
-            .instance
-            .get_typed_func::<(&[u8],), ()>(&mut self.store, index)
-            .context("state.restore has the wrong signature")?;
-        self.begin_call()?;
-        func.call(&mut self.store, (&state,))
+        self.call_typed(index, "state.restore", (state.as_slice(),))
     }
 
     /// `raw.on-message` of a raw handler.
@@ -147,12 +123,27 @@ impl Live {
         message: &RawMessage,
     ) -> wasmtime::Result<()> {
         let index = lifecycle.on_message.as_ref().context("not a raw handler")?;
+        self.call_typed(index, "raw.on-message", (client, message))
+    }
+
+    /// Calls an export of the host package with its typed signature, after
+    /// refilling the call's deadline, fuel and send budget.
+    fn call_typed<Params, Results>(
+        &mut self,
+        index: &ComponentExportIndex,
+        what: &str,
+        params: Params,
+    ) -> wasmtime::Result<Results>
+    where
+        Params: ComponentNamedList + Lower,
+        Results: ComponentNamedList + Lift,
+    {
         let func = self
             .instance
-            .get_typed_func::<(u64, &RawMessage), ()>(&mut self.store, index)
-            .context("raw.on-message has the wrong signature")?;
+            .get_typed_func::<Params, Results>(&mut self.store, index)
+            .with_context(|| format!("{what} has the wrong signature"))?;
         self.begin_call()?;
-        func.call(&mut self.store, (client, message))
+        func.call(&mut self.store, params)
     }
 }
 
