@@ -8,7 +8,7 @@ use std::process::Command;
 /// Guest workspaces and the packages each builds.
 const WORKSPACES: &[(&str, &[&str])] = &[
     ("../examples/guests", &["echo", "chat", "raw-echo"]),
-    ("guests", &["fixture", "bare", "bad-types", "counter", "counter-v3"]),
+    ("guests", &["fixture", "bare", "bad-types", "counter", "counter-v3", "fanout"]),
 ];
 
 /// Extra builds of one package with features: (package, features, name).

@@ -56,4 +56,4 @@ pub const HOST_WIT: &str = include_str!("../../wit/server.wit");
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
-pub use runtime::{Handler, LoadError, RequestInfo, Runtime, RuntimeOptions};
+pub use runtime::{Handler, LoadError, NativeHandler, RequestInfo, Runtime, RuntimeOptions};

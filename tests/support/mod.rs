@@ -1,6 +1,8 @@
 //! Test support: the compiled guests, an in-process server on port 0, and a
 //! small ezez client over a real WebSocket.
 
+pub mod native;
+
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -26,6 +28,7 @@ pub mod guests {
     pub const COUNTER_V2: &str = env!("GUEST_COUNTER_V2");
     pub const COUNTER_V3: &str = env!("GUEST_COUNTER_V3");
     pub const COUNTER_BIG: &str = env!("GUEST_COUNTER_BIG");
+    pub const FANOUT: &str = env!("GUEST_FANOUT");
 }
 
 /// Longest any single step may take before a test fails instead of hanging.
@@ -102,6 +105,12 @@ impl TestServer {
         capture_logs();
         let bytes = std::fs::read(wasm).expect("read guest");
         let handler = Handler::load(runtime, name, &bytes, &config).expect("load handler");
+        TestServer::serving(handler, config).await
+    }
+
+    /// A server for a handler made elsewhere (a native one, say).
+    pub async fn serving(handler: Handler, config: Config) -> TestServer {
+        capture_logs();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();

@@ -4,12 +4,15 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Runtime;
 use super::actor::{Actor, Job, reply_error};
 use super::metrics::{Refusal, Snapshot};
+use super::native::{self, NativeHandler};
+use super::schema::Schema;
 use super::version::{LoadError, Version, prepare};
 use crate::codec::{Event, Frame};
 use crate::config::Config;
@@ -26,12 +29,13 @@ pub struct RequestInfo {
 }
 
 pub(super) struct Shared {
-    name: Arc<str>,
+    pub(super) name: Arc<str>,
     pub(super) registry: Arc<Registry>,
     /// The version new events are checked against; watchable.
     pub(super) current: watch::Sender<Arc<Version>>,
     jobs: mpsc::Sender<Job>,
-    runtime: Runtime,
+    /// `None` for a native handler: nothing to compile, nothing to swap.
+    runtime: Option<Runtime>,
     config: Config,
 }
 
@@ -63,7 +67,7 @@ impl Handler {
             registry,
             current: watch::Sender::new(candidate.version.clone()),
             jobs,
-            runtime: runtime.clone(),
+            runtime: Some(runtime.clone()),
             config: config.clone(),
         });
         let actor = Actor {
@@ -78,6 +82,36 @@ impl Handler {
             .name(format!("handler-{}", shared.name))
             .spawn(move || actor.run(queue))
             .map_err(|e| LoadError::Start { name: shared.name.to_string(), cause: e.into() })?;
+        Ok(Handler { shared })
+    }
+
+    /// Serves a handler written in Rust (see [`NativeHandler`]): the same
+    /// server, registry and queue as a component, without the sandbox.
+    pub fn native(name: &str, handler: impl NativeHandler, config: &Config) -> Result<Handler, LoadError> {
+        let name: Arc<str> = name.into();
+        let version = Version {
+            number: 1,
+            digest: "native".into(),
+            size: 0,
+            loaded_at: SystemTime::now(),
+            compile_time: Duration::ZERO,
+            schema: Schema::native(),
+        };
+        let (jobs, queue) = mpsc::channel(config.sandbox.event_queue.max(1));
+        let shared = Arc::new(Shared {
+            name: name.clone(),
+            registry: Registry::new(config.outbound_queue),
+            current: watch::Sender::new(Arc::new(version)),
+            jobs,
+            runtime: None,
+            config: config.clone(),
+        });
+        let weak = Arc::downgrade(&shared);
+        let handler: Box<dyn NativeHandler> = Box::new(handler);
+        std::thread::Builder::new()
+            .name(format!("handler-{name}"))
+            .spawn(move || native::run(handler, weak, queue))
+            .map_err(|e| LoadError::Start { name: name.to_string(), cause: e.into() })?;
         Ok(Handler { shared })
     }
 
@@ -98,9 +132,12 @@ impl Handler {
     /// state.
     pub async fn swap(&self, bytes: Vec<u8>) -> Result<Arc<Version>, LoadError> {
         let shared = self.shared.clone();
+        let Some(runtime) = shared.runtime.clone() else {
+            return Err(LoadError::Native { name: self.name().into() });
+        };
         // The actor numbers the version when it installs it.
         let prepared = tokio::task::spawn_blocking(move || {
-            prepare(&shared.runtime, &shared.name, &bytes, 0, &shared.registry, &shared.config)
+            prepare(&runtime, &shared.name, &bytes, 0, &shared.registry, &shared.config)
         })
         .await
         .map_err(|_| LoadError::Stopped { name: self.name().into() })?;
@@ -173,6 +210,11 @@ impl Handler {
     /// queues it; otherwise the client gets an `ezez-ws::error` reply saying
     /// what did not fit. Waits while the handler's queue is full.
     pub async fn dispatch(&self, client: ClientId, event: Event) {
+        if self.shared.runtime.is_none() {
+            // A native handler checks its own arguments.
+            self.shared.registry.metrics().event_in(&event.name);
+            return self.submit(Job::Event { client, event, args: Vec::new(), version: 1 }).await;
+        }
         let version = self.version();
         match version.schema.convert(&event) {
             Ok(args) => {

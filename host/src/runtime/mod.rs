@@ -8,11 +8,13 @@ mod handler;
 mod host;
 mod instance;
 pub mod metrics;
+mod native;
 mod outgoing;
 pub mod schema;
 mod version;
 
 pub use handler::{Handler, RequestInfo};
+pub use native::NativeHandler;
 pub use version::{LoadError, Version};
 
 use wasmtime::{Config, Engine};

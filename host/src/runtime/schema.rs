@@ -172,6 +172,17 @@ impl Schema {
     }
 
     /// Whether this is a raw handler (whole messages, no ezez protocol).
+    /// The table of a native handler: it declares nothing, and checks the
+    /// events it gets itself.
+    pub fn native() -> Schema {
+        Schema {
+            incoming_interface: "native".into(),
+            incoming: HashMap::new(),
+            outgoing: None,
+            lifecycle: Lifecycle::default(),
+        }
+    }
+
     pub fn is_raw(&self) -> bool {
         self.incoming.is_empty() && self.lifecycle.on_message.is_some()
     }

@@ -58,6 +58,8 @@ pub enum LoadError {
     Handover { name: String, reason: String },
     #[error("handler {name} has stopped")]
     Stopped { name: String },
+    #[error("handler {name} is native Rust code, compiled into the host: it cannot be swapped")]
+    Native { name: String },
 }
 
 /// An error and its causes on one line (wasmparser prints byte arrays over

@@ -1,0 +1,125 @@
+//! Echo load: N connections, each sending `echo(text)` and reading the reply.
+//! Closed loop (one request in flight per connection: the server's capacity)
+//! or fixed rate (requests on a schedule, latency counted from the scheduled
+//! send time, so a server that falls behind cannot hide its queue).
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use tokio::sync::mpsc;
+
+use crate::client::{connect, echo_request};
+use crate::servers::Server;
+
+/// What one run measured: replies per second and their latency (us).
+pub struct Figures {
+    pub rate: f64,
+    pub latency: Histogram<u64>,
+}
+
+impl Figures {
+    pub fn p50(&self) -> u64 {
+        self.latency.value_at_quantile(0.5)
+    }
+
+    pub fn p99(&self) -> u64 {
+        self.latency.value_at_quantile(0.99)
+    }
+}
+
+/// `connections` clients in a closed loop for `phase`.
+pub async fn closed_loop(server: &Server, connections: usize, payload: usize, phase: Duration) -> Figures {
+    let clients = connect_all(server, connections).await;
+    let deadline = Instant::now() + phase;
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut ws| {
+            let ezez = server.kind.ezez();
+            tokio::spawn(async move {
+                let text = "x".repeat(payload);
+                let mut latency = Histogram::<u64>::new(3).unwrap();
+                let mut id = 0;
+                while Instant::now() < deadline {
+                    id += 1;
+                    let started = Instant::now();
+                    ws.send(echo_request(ezez, id, &text)).await.expect("send");
+                    expect_reply(ws.next().await);
+                    latency.record(started.elapsed().as_micros() as u64).unwrap();
+                }
+                let _ = ws.close(None).await;
+                latency
+            })
+        })
+        .collect();
+    collect(tasks, phase).await
+}
+
+/// `connections` clients sending `rate` requests per second in all, evenly
+/// spaced, whatever the replies do.
+pub async fn fixed_rate(server: &Server, connections: usize, payload: usize, rate: f64, phase: Duration) -> Figures {
+    let clients = connect_all(server, connections).await;
+    let interval = Duration::from_secs_f64(connections as f64 / rate);
+    let start = Instant::now() + Duration::from_millis(10);
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(n, ws)| {
+            let ezez = server.kind.ezez();
+            // Spread the connections' schedules over one interval.
+            let first = start + interval.mul_f64(n as f64 / connections as f64);
+            tokio::spawn(async move {
+                let (mut sink, mut stream) = ws.split();
+                let (scheduled_tx, mut scheduled) = mpsc::unbounded_channel::<Instant>();
+                let sender = tokio::spawn(async move {
+                    let text = "x".repeat(payload);
+                    let mut ticks = tokio::time::interval_at(first.into(), interval);
+                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                    let mut id = 0;
+                    loop {
+                        let at = ticks.tick().await.into_std();
+                        if at >= first + phase {
+                            return sink;
+                        }
+                        id += 1;
+                        scheduled_tx.send(at).unwrap();
+                        sink.send(echo_request(ezez, id, &text)).await.expect("send");
+                    }
+                });
+                let mut latency = Histogram::<u64>::new(3).unwrap();
+                // Replies come in request order on one connection.
+                while let Some(at) = scheduled.recv().await {
+                    expect_reply(stream.next().await);
+                    latency.record(at.elapsed().as_micros() as u64).unwrap();
+                }
+                let mut ws = sender.await.unwrap().reunite(stream).unwrap();
+                let _ = ws.close(None).await;
+                latency
+            })
+        })
+        .collect();
+    collect(tasks, phase).await
+}
+
+async fn connect_all(server: &Server, connections: usize) -> Vec<crate::client::Ws> {
+    let mut clients = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        clients.push(connect(server.addr, "/", server.kind.ezez()).await);
+    }
+    clients
+}
+
+fn expect_reply<E: std::fmt::Debug>(reply: Option<Result<tokio_tungstenite::tungstenite::Message, E>>) {
+    match reply {
+        Some(Ok(_)) => {}
+        other => panic!("connection failed: {other:?}"),
+    }
+}
+
+async fn collect(tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>, phase: Duration) -> Figures {
+    let mut latency = Histogram::<u64>::new(3).unwrap();
+    for task in tasks {
+        latency.add(task.await.unwrap()).unwrap();
+    }
+    Figures { rate: latency.len() as f64 / phase.as_secs_f64(), latency }
+}

@@ -1,0 +1,104 @@
+//! Fan-out: `members` connections join one room; one more connection
+//! publishes numbered messages to it, at most `window` broadcasts in flight.
+//! A broadcast is complete when the last member has it; every member checks
+//! the sequence numbers it sees, so a lost or reordered message counts.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use tokio::sync::{Mutex, Semaphore};
+use ws_host::codec::{Message, Value};
+
+use crate::client::{connect, decode, event};
+use crate::servers::Server;
+
+pub struct Figures {
+    pub deliveries_per_second: f64,
+    /// From the publish to the last member's receipt (us).
+    pub latency: Histogram<u64>,
+    /// Deliveries missing, duplicated or out of order.
+    pub lost: u64,
+}
+
+struct Progress {
+    members: u32,
+    received: Vec<AtomicU32>,
+    sent_at: Vec<Mutex<Option<Instant>>>,
+    latency: std::sync::Mutex<Histogram<u64>>,
+    out_of_order: AtomicU64,
+    window: Semaphore,
+}
+
+pub async fn run(server: &Server, members: usize, broadcasts: u32, window: usize, payload: usize) -> Figures {
+    let path = server.kind.fanout_path();
+    let mut joined = Vec::with_capacity(members);
+    for _ in 0..members {
+        let mut ws = connect(server.addr, path, true).await;
+        ws.send(event("join", 1, vec!["bench".into()])).await.unwrap();
+        ws.next().await.expect("join reply").expect("join reply");
+        joined.push(ws);
+    }
+    let progress = Arc::new(Progress {
+        members: members as u32,
+        received: (0..=broadcasts).map(|_| AtomicU32::new(0)).collect(),
+        sent_at: (0..=broadcasts).map(|_| Mutex::new(None)).collect(),
+        latency: std::sync::Mutex::new(Histogram::new(3).unwrap()),
+        out_of_order: AtomicU64::new(0),
+        window: Semaphore::new(window),
+    });
+    let readers: Vec<_> = joined.into_iter().map(|ws| tokio::spawn(member(ws, broadcasts, progress.clone()))).collect();
+
+    let mut publisher = connect(server.addr, path, true).await;
+    let text = "x".repeat(payload);
+    let started = Instant::now();
+    for seq in 1..=broadcasts {
+        progress.window.acquire().await.unwrap().forget();
+        *progress.sent_at[seq as usize].lock().await = Some(Instant::now());
+        let args = vec![Value::from("bench"), Value::Number(seq.into()), text.as_str().into()];
+        publisher.send(event("publish", seq.into(), args)).await.unwrap();
+    }
+    // Everything published is complete, or a member stopped reading.
+    let complete = tokio::time::timeout(Duration::from_secs(30), progress.window.acquire_many(window as u32)).await;
+    let elapsed = started.elapsed();
+    let mut delivered = 0u64;
+    for reader in readers {
+        reader.abort();
+    }
+    for count in &progress.received[1..] {
+        delivered += u64::from(count.load(Ordering::Relaxed));
+    }
+    if complete.is_err() {
+        eprintln!("fan-out: not every broadcast completed within 30 s");
+    }
+    let expected = u64::from(broadcasts) * members as u64;
+    let latency = progress.latency.lock().unwrap().clone();
+    Figures {
+        deliveries_per_second: delivered as f64 / elapsed.as_secs_f64(),
+        latency,
+        lost: expected - delivered + progress.out_of_order.load(Ordering::Relaxed),
+    }
+}
+
+async fn member(mut ws: crate::client::Ws, broadcasts: u32, progress: Arc<Progress>) {
+    let mut expected = 1u32;
+    while expected <= broadcasts {
+        let Some(Ok(frame)) = ws.next().await else { return };
+        let Some(Message::Event(event)) = decode(&frame) else { continue };
+        let Some(Value::Number(seq)) = event.args.first() else { continue };
+        let seq = *seq as u32;
+        if seq != expected {
+            progress.out_of_order.fetch_add(1, Ordering::Relaxed);
+        }
+        expected = seq + 1;
+        let Some(count) = progress.received.get(seq as usize) else { continue };
+        if count.fetch_add(1, Ordering::Relaxed) + 1 == progress.members {
+            if let Some(sent) = *progress.sent_at[seq as usize].lock().await {
+                progress.latency.lock().unwrap().record(sent.elapsed().as_micros() as u64).unwrap();
+            }
+            progress.window.add_permits(1);
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The load benchmark: ws-host with the WebAssembly handlers against three
+//! baselines started here, measured in the same run and printed as ratios
+//! (a shared machine makes absolute figures mean little):
+//! - `native`: the same server with the same contracts as a native Rust
+//!   handler: what the sandbox costs;
+//! - `node`: Node.js with npm `ws` and `@ezez/utils`: what users run today;
+//! - `bare`: a bare tokio-tungstenite echo: what protocol and server cost.
+//!
+//! Phases: echo closed loop over connections x payloads; echo at a fixed
+//! rate of 80% of the native server's capacity; fan-out to room members;
+//! idle authenticated connections and the server's RSS per connection.
+//!
+//! Run through `bash tests/bench/run.sh`, which pins the servers to one core
+//! and this generator to the other. Knobs (environment): `BENCH_SECONDS`
+//! per row (2), `BENCH_CONNECTIONS` ("1,100,1000"), `BENCH_PAYLOADS`
+//! ("20,1024,16384"), `BENCH_MEMBERS` (1000), `BENCH_IDLE` (10000).
+
+mod client;
+mod echo;
+mod fanout;
+mod idle;
+mod servers;
+
+use std::time::Duration;
+
+use servers::{Kind, Server};
+
+const ECHO_SERVERS: [Kind; 4] = [Kind::Wasm, Kind::Native, Kind::Node, Kind::Bare];
+const FANOUT_SERVERS: [Kind; 3] = [Kind::Wasm, Kind::Native, Kind::Node];
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1..).unwrap_or_default() {
+        [flag, role] if flag == "--serve" && role == "native" => return servers::serve_native().await,
+        [flag, role] if flag == "--serve" && role == "bare" => return servers::serve_bare().await,
+        [] => {}
+        _ => {
+            eprintln!("usage: bench-load (run through `bash tests/bench/run.sh`; knobs in the module docs)");
+            std::process::exit(2);
+        }
+    }
+    let phase = Duration::from_secs_f64(knob("BENCH_SECONDS", "2")[0] as f64);
+    let connections = knob("BENCH_CONNECTIONS", "1,100,1000");
+    let payloads = knob("BENCH_PAYLOADS", "20,1024,16384");
+    let members = knob("BENCH_MEMBERS", "1000")[0];
+    let idle_count = knob("BENCH_IDLE", "10000")[0];
+    let cpu = std::env::var("SERVER_CPU").unwrap_or_else(|_| "-".into());
+    println!("servers on cpu {cpu}, this generator elsewhere; {} s per row", phase.as_secs_f64());
+
+    let mut servers = Vec::new();
+    for kind in ECHO_SERVERS {
+        servers.push(Server::start(kind).await);
+    }
+    let native_capacity = echo_matrix(&servers, &connections, &payloads, phase).await;
+    handler_time(&servers).await;
+    fixed_rate(&servers, native_capacity * 0.8, phase).await;
+    fanout(&servers, members).await;
+    drop(servers);
+    idle(idle_count).await;
+}
+
+/// Echo closed loop over the matrix; returns the native server's msgs/s at
+/// 100 connections x 20 B (or the first row), the capacity the fixed-rate
+/// phase loads to 80%.
+async fn echo_matrix(servers: &[Server], connections: &[usize], payloads: &[usize], phase: Duration) -> f64 {
+    println!("\n## echo, closed loop: msgs/s, p50 / p99 latency (us)\n");
+    let mut header = "| conns | payload |".to_string();
+    for server in servers {
+        header += &format!(" {} msg/s | p50 | p99 |", server.kind.label());
+    }
+    header += " wasm/native | wasm/node | wasm/bare |";
+    println!("{header}");
+    println!("|{}", "---:|".repeat(header.matches('|').count() - 1));
+    let mut capacity = None;
+    for &conns in connections {
+        for &payload in payloads {
+            let mut rates = Vec::new();
+            let mut row = format!("| {conns} | {payload} |");
+            for server in servers {
+                let figures = echo::closed_loop(server, conns, payload, phase).await;
+                row += &format!(" {:.0} | {} | {} |", figures.rate, figures.p50(), figures.p99());
+                rates.push((server.kind, figures.rate));
+            }
+            let rate = |kind| rates.iter().find(|(k, _)| *k == kind).map_or(f64::NAN, |(_, r)| *r);
+            for base in [Kind::Native, Kind::Node, Kind::Bare] {
+                row += &format!(" {:.2}x |", rate(Kind::Wasm) / rate(base));
+            }
+            println!("{row}");
+            if capacity.is_none() || (conns == 100 && payload == 20) {
+                capacity = Some(rate(Kind::Native));
+            }
+        }
+    }
+    println!("\ntargets: wasm >= 0.90x native msg/s, >= 3x node msg/s");
+    capacity.unwrap_or(1000.0)
+}
+
+/// What the handler call costs, host -> guest -> host, from the servers'
+/// own `/metrics` (time inside the actor's call, echo and fan-out events).
+async fn handler_time(servers: &[Server]) {
+    let find = |kind| servers.iter().find(|s| s.kind == kind).unwrap();
+    let (Some(wasm), Some(native)) =
+        (find(Kind::Wasm).handler_time_per_event().await, find(Kind::Native).handler_time_per_event().await)
+    else {
+        return;
+    };
+    println!(
+        "\nhandler time per event (ws_host_handler_seconds): wasm {:.2} us, native {:.2} us: the sandbox adds {:.2} us per call \
+         (lowering the arguments into guest memory, the call, lifting the results)",
+        wasm.as_secs_f64() * 1e6,
+        native.as_secs_f64() * 1e6,
+        (wasm.as_secs_f64() - native.as_secs_f64()) * 1e6
+    );
+}
+
+/// Latency under a fixed load: 80% of the native server's capacity.
+async fn fixed_rate(servers: &[Server], rate: f64, phase: Duration) {
+    println!("\n## echo at a fixed rate of {rate:.0} msgs/s (80% of native capacity), 100 conns x 20 B\n");
+    println!("| server | msg/s | p50 us | p99 us | p99 / native p99 |");
+    println!("|---|---:|---:|---:|---:|");
+    let mut native_p99 = None;
+    for kind in [Kind::Native, Kind::Wasm, Kind::Node] {
+        let server = servers.iter().find(|s| s.kind == kind).unwrap();
+        let figures = echo::fixed_rate(server, 100, 20, rate, phase).await;
+        let p99 = figures.p99();
+        let base = *native_p99.get_or_insert(p99);
+        println!(
+            "| {} | {:.0} | {} | {} | {:.2}x |",
+            kind.label(),
+            figures.rate,
+            figures.p50(),
+            p99,
+            p99 as f64 / base as f64
+        );
+    }
+    println!("\ntarget: wasm p99 <= 1.2x native p99 (latency counted from the scheduled send time)");
+}
+
+async fn fanout(servers: &[Server], members: usize) {
+    const BROADCASTS: u32 = 400;
+    const WINDOW: usize = 16;
+    println!("\n## fan-out: {BROADCASTS} broadcasts of 20 B to {members} room members, {WINDOW} in flight\n");
+    println!("| server | deliveries/s | p50 us | p99 us | lost | vs native | vs node |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let mut rows = Vec::new();
+    for kind in FANOUT_SERVERS {
+        let server = servers.iter().find(|s| s.kind == kind).unwrap();
+        rows.push((kind, fanout::run(server, members, BROADCASTS, WINDOW, 20).await));
+    }
+    let rate = |kind| rows.iter().find(|(k, _)| *k == kind).map_or(f64::NAN, |(_, f)| f.deliveries_per_second);
+    for (kind, figures) in &rows {
+        println!(
+            "| {} | {:.0} | {} | {} | {} | {:.2}x | {:.2}x |",
+            kind.label(),
+            figures.deliveries_per_second,
+            figures.latency.value_at_quantile(0.5),
+            figures.latency.value_at_quantile(0.99),
+            figures.lost,
+            figures.deliveries_per_second / rate(Kind::Native),
+            figures.deliveries_per_second / rate(Kind::Node),
+        );
+    }
+    println!("\ntarget: wasm >= 200000 deliveries/s with zero loss (the latency is publish -> last member)");
+}
+
+/// Each server fresh, so its RSS growth is the connections' alone.
+async fn idle(count: usize) {
+    println!("\n## {count} idle connections (authenticated, then idle): server RSS\n");
+    println!("| server | RSS before | RSS after | per connection |");
+    println!("|---|---:|---:|---:|");
+    for kind in ECHO_SERVERS {
+        let server = Server::start(kind).await;
+        let figures = idle::run(&server, count).await;
+        println!(
+            "| {} | {:.1} MiB | {:.1} MiB | {:.1} KiB |",
+            kind.label(),
+            figures.rss_before as f64 / 1048576.0,
+            figures.rss_after as f64 / 1048576.0,
+            figures.bytes_per_connection / 1024.0
+        );
+    }
+    println!("\ntarget: wasm < 8 KiB per connection");
+}
+
+fn knob(name: &str, default: &str) -> Vec<usize> {
+    let value = std::env::var(name).unwrap_or_else(|_| default.into());
+    value
+        .split(',')
+        .map(|v| v.trim().parse().unwrap_or_else(|_| panic!("{name}={value}: expected numbers separated by commas")))
+        .collect()
+}

@@ -1,0 +1,162 @@
+//! The servers under test, each its own process started by the generator,
+//! pinned to `SERVER_CPU` when set. Each prints its address on its first
+//! line. The native and bare servers are this binary in a server role.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use ws_host::server::{App, Endpoint};
+use ws_host::{Config, Handler};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// `ws-host run echo.wasm --route /fanout=fanout.wasm`: the product.
+    Wasm,
+    /// The same server with the same contracts as a native Rust handler.
+    Native,
+    /// Node.js, npm `ws` and `@ezez/utils` (tests/node/bench-server.mjs).
+    Node,
+    /// A bare tokio-tungstenite echo: no protocol, no handler.
+    Bare,
+}
+
+impl Kind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Wasm => "wasm",
+            Kind::Native => "native",
+            Kind::Node => "node",
+            Kind::Bare => "bare",
+        }
+    }
+
+    /// Whether it speaks the ezez protocol (all but the bare echo).
+    pub fn ezez(self) -> bool {
+        self != Kind::Bare
+    }
+
+    /// Where its fan-out contract is served.
+    pub fn fanout_path(self) -> &'static str {
+        if self == Kind::Wasm { "/fanout" } else { "/" }
+    }
+}
+
+pub struct Server {
+    pub kind: Kind,
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl Server {
+    pub async fn start(kind: Kind) -> Server {
+        let me = std::env::current_exe().unwrap().to_string_lossy().into_owned();
+        let (program, args): (String, Vec<String>) = match kind {
+            Kind::Wasm => {
+                let ws_host = std::env::var("WS_HOST_BIN").expect("WS_HOST_BIN (see tests/bench/run.sh)");
+                let echo = std::env::var("GUEST_ECHO").unwrap_or_else(|_| ws_host_tests::guests::ECHO.into());
+                let fanout = format!("/fanout={}", ws_host_tests::guests::FANOUT);
+                let args = ["run", &echo, "--route", &fanout, "--port", "0", "--no-cache"];
+                (ws_host, args.map(String::from).to_vec())
+            }
+            Kind::Native => (me, vec!["--serve".into(), "native".into()]),
+            Kind::Bare => (me, vec!["--serve".into(), "bare".into()]),
+            Kind::Node => {
+                let script = concat!(env!("CARGO_MANIFEST_DIR"), "/node/bench-server.mjs");
+                ("node".into(), vec![script.into()])
+            }
+        };
+        let mut command = match std::env::var("SERVER_CPU") {
+            Ok(cpu) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", &cpu, &program]);
+                c
+            }
+            Err(_) => Command::new(&program),
+        };
+        let mut child = command
+            .args(&args)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the {} server ({program}): {e}", kind.label()));
+        let stdout = tokio::process::ChildStdout::from_std(child.stdout.take().unwrap()).unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).await.unwrap();
+        let addr = line
+            .trim()
+            .rsplit("ws://")
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("the {} server printed no address: {line:?}", kind.label()));
+        Server { kind, addr, child }
+    }
+
+    /// The server process's resident memory, in bytes.
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS in /proc/<pid>/status");
+        kib * 1024
+    }
+
+    /// Handler time per event from `/metrics` (ws-host servers only):
+    /// the sum over every route divided by the count.
+    pub async fn handler_time_per_event(&self) -> Option<std::time::Duration> {
+        if !matches!(self.kind, Kind::Wasm | Kind::Native) {
+            return None;
+        }
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.ok()?;
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n\r\n").await.ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.ok()?;
+        let total = |metric: &str| -> f64 {
+            text.lines()
+                .filter(|l| l.starts_with(metric))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        let count = total("ws_host_handler_seconds_count");
+        (count > 0.0).then(|| std::time::Duration::from_secs_f64(total("ws_host_handler_seconds_sum") / count))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Serves the echo and fan-out contracts with the native handler, through
+/// the same `App` as `ws-host run`.
+pub async fn serve_native() {
+    let config = Config::default();
+    let handler = Handler::native("native", ws_host_tests::native::EchoFanout, &config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("native handler listening on ws://{}", listener.local_addr().unwrap());
+    let app = App::new().default_endpoint(Endpoint::new(handler, config));
+    app.serve(listener, std::future::pending()).await.unwrap();
+}
+
+/// A bare tokio-tungstenite echo server, with its default settings.
+pub async fn serve_bare() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("bare echo listening on ws://{}", listener.local_addr().unwrap());
+    loop {
+        let (stream, _) = listener.accept().await.unwrap();
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
+            while let Some(Ok(message)) = ws.next().await {
+                if (message.is_binary() || message.is_text()) && ws.send(message).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
