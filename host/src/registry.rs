@@ -19,15 +19,17 @@ static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 /// Close code sent to a client whose outbound queue overflowed.
 pub const CLOSE_SLOW_READER: u16 = 1008;
 
-/// What the writer side of a connection sends.
+/// What the writer side of a connection sends. Pointer-sized variants: a
+/// connection's queue allocates its first block of 32 slots up front, so
+/// the size of this type is paid by every idle connection.
 #[derive(Debug)]
 pub enum Outbound {
     /// An event: the writer gives it the connection's next event id.
     Event(Arc<OutgoingEvent>),
     /// A control message (auth-ok, auth-rejected), which carries no id.
-    Control(Message),
+    Control(Box<Message>),
     /// A whole WebSocket message outside the protocol (raw handlers).
-    Raw(Frame),
+    Raw(Box<Frame>),
 }
 
 /// Who an outgoing event goes to (the WIT `target`).
@@ -233,7 +235,7 @@ impl Registry {
     /// Queues a control message for one client, authenticated or not.
     pub fn send_control(&self, id: ClientId, message: Message) {
         if let Some(client) = self.state().clients.get(&id) {
-            push(client, Outbound::Control(message));
+            push(client, Outbound::Control(Box::new(message)));
         }
     }
 
@@ -250,7 +252,7 @@ impl Registry {
     /// Queues a raw WebSocket message for one authenticated client.
     pub fn send_raw(&self, id: ClientId, frame: Frame) {
         if let Some(client) = self.state().clients.get(&id).filter(|c| c.authenticated) {
-            push(client, Outbound::Raw(frame));
+            push(client, Outbound::Raw(Box::new(frame)));
         }
     }
 

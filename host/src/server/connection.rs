@@ -268,7 +268,7 @@ async fn write_loop<S>(
                 event.frame(codec, next_id)
             }
             Outbound::Control(message) => codec.encode(&message),
-            Outbound::Raw(frame) => frame,
+            Outbound::Raw(frame) => *frame,
         };
         match frame {
             Frame::Binary(bytes) => WsMessage::Binary(bytes),
