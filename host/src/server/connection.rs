@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
@@ -16,7 +17,7 @@ use tracing::Instrument;
 
 use crate::codec::{Codec, Frame, Message};
 use crate::config::Config;
-use crate::registry::{CloseRequest, Connection, Outbound};
+use crate::registry::{ClientId, CloseRequest, Connection, Outbound};
 use crate::runtime::metrics::{HandlerMetrics, Refusal};
 use crate::runtime::{Handler, RequestInfo};
 use crate::session::{Action, INVALID_AUTH_KEY, Session};
@@ -35,44 +36,59 @@ pub const CLOSE_REJECTED: u16 = 1008;
 /// writer to flush what was queued before the close.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-/// Serves one upgraded WebSocket until it closes.
-pub async fn serve<S>(ws: WebSocketStream<S>, request: RequestInfo, handler: Handler, config: Arc<Config>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let connection = handler.registry().connect();
-    let span = tracing::debug_span!("connection", handler = handler.name(), client = connection.id);
-    serve_registered(ws, request, handler, config, connection).instrument(span).await;
-}
-
-async fn serve_registered<S>(
+/// Serves one upgraded WebSocket until it closes: registers the client,
+/// starts its writer task, and returns the reader. Set up here rather than
+/// inside the future, so the future keeps only what it uses: its size is
+/// paid by every connection for as long as it is open.
+pub fn serve<S>(
     ws: WebSocketStream<S>,
     request: RequestInfo,
     handler: Handler,
     config: Arc<Config>,
-    Connection { id, outbox, control }: Connection,
-) where
+) -> impl Future<Output = ()> + Send + 'static
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let Connection { id, outbox, control } = handler.registry().connect();
+    let span = tracing::debug_span!("connection", handler = handler.name(), client = id);
+    let (sink, stream) = ws.split();
+    let json = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(write_loop(sink, outbox, control.clone(), json.clone()));
+    let link = Link { id, stream, writer, control, json };
+    read_loop(link, request, handler, config).instrument(span)
+}
+
+/// What the reader holds of its connection.
+struct Link<S> {
+    id: ClientId,
+    stream: SplitStream<WebSocketStream<S>>,
+    writer: tokio::task::JoinHandle<()>,
+    control: Arc<CloseRequest>,
+    /// Whether the client chose the JSON codec (the writer encodes by it).
+    json: Arc<AtomicBool>,
+}
+
+async fn read_loop<S>(link: Link<S>, request: RequestInfo, handler: Handler, config: Arc<Config>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Link { id, mut stream, mut writer, control, json } = link;
     let registry = handler.registry().clone();
     tracing::debug!(path = %request.path, remote = ?request.remote_addr, "connected");
 
-    let (sink, mut stream) = ws.split();
-    let json = Arc::new(AtomicBool::new(false));
-    let writer = tokio::spawn(write_loop(sink, outbox, control.clone(), json.clone()));
-
     let mut session = Session::new(config.messages_before_auth, config.pre_auth_queue_bytes);
-    let auth_deadline = tokio::time::sleep(config.auth_timeout());
-    tokio::pin!(auth_deadline);
+    // A raw handler takes whole messages: no handshake, no codec.
+    let raw = handler.version().schema.is_raw();
+    // Timers and the request live only as long as they are needed: an idle
+    // authenticated connection holds neither.
+    let mut auth_deadline = (!raw).then(|| Deadline::after(config.auth_timeout()));
+    let mut close_deadline: Option<Deadline> = None;
+    let mut request = Some(request);
     let mut pending_auth: Option<PendingAuth> = None;
     let mut codec: Option<Codec> = None;
     // The close the handler hears about: the peer's, or the one we asked for.
     let mut closed_with: Option<(u16, String)> = None;
-    let close_deadline = tokio::time::sleep(Duration::MAX);
-    tokio::pin!(close_deadline);
     let mut closing = false;
-    // A raw handler takes whole messages: no handshake, no codec.
-    let raw = handler.version().schema.is_raw();
     if raw {
         registry.set_authenticated(id);
         handler.auth_ok(id).await;
@@ -81,13 +97,14 @@ async fn serve_registered<S>(
     loop {
         let input = tokio::select! {
             frame = stream.next() => Input::Read(frame),
-            () = &mut auth_deadline, if !raw && !session.auth_sent() => Input::AuthTimeout,
+            () = Deadline::wait(&mut auth_deadline), if !session.auth_sent() => Input::AuthTimeout,
             verdict = async { pending_auth.as_mut().expect("guarded").await }, if pending_auth.is_some() => {
                 pending_auth = None;
+                auth_deadline = None;
                 Input::Verdict(verdict)
             }
             request = control.requested(), if !closing => Input::CloseRequested(request),
-            () = &mut close_deadline => Input::CloseTimedOut,
+            () = Deadline::wait(&mut close_deadline) => Input::CloseTimedOut,
         };
         tracing::trace!(input = input.kind(), "input");
         let action = match input {
@@ -150,7 +167,7 @@ async fn serve_registered<S>(
             Input::CloseRequested(request) => {
                 closing = true;
                 closed_with.get_or_insert(request);
-                close_deadline.as_mut().reset(tokio::time::Instant::now() + CLOSE_GRACE * 2);
+                close_deadline = Some(Deadline::after(CLOSE_GRACE * 2));
                 continue;
             }
             Input::CloseTimedOut => {
@@ -162,7 +179,8 @@ async fn serve_registered<S>(
             Action::Ignore(why) => tracing::trace!("ignored: {why}"),
             Action::Authenticate { key } => {
                 let handler = handler.clone();
-                let request = request.clone();
+                // One attempt per connection: the request is not needed after it.
+                let request = request.take().unwrap_or_default();
                 pending_auth = Some(Box::pin(async move {
                     handler
                         .authenticate(id, key, request)
@@ -181,7 +199,6 @@ async fn serve_registered<S>(
     }
 
     // A close we asked for goes out even if the peer is already gone.
-    let mut writer = writer;
     if control.current().is_some() {
         let _ = tokio::time::timeout(CLOSE_GRACE, &mut writer).await;
     }
@@ -189,6 +206,23 @@ async fn serve_registered<S>(
     let (code, reason) = closed_with.or_else(|| control.current()).unwrap_or((1006, String::new()));
     tracing::debug!(code, %reason, "disconnected");
     handler.disconnected(id, code, reason).await;
+}
+
+/// A timer that is allocated only while it runs.
+struct Deadline(std::pin::Pin<Box<tokio::time::Sleep>>);
+
+impl Deadline {
+    fn after(duration: Duration) -> Deadline {
+        Deadline(Box::pin(tokio::time::sleep(duration)))
+    }
+
+    /// Resolves when the deadline passes; never if there is none.
+    async fn wait(deadline: &mut Option<Deadline>) {
+        match deadline {
+            Some(Deadline(sleep)) => sleep.await,
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// The handler's auth decision, in progress.

@@ -126,13 +126,16 @@ impl Endpoint {
         connection::serve(ws, request, self.inner.handler.clone(), self.inner.config.clone()).await;
     }
 
+    /// Serves the connection in a task of its own, so the upgrade's state
+    /// is freed rather than kept for the connection's lifetime.
     async fn serve_upgraded_here<S>(&self, stream: S, request: RequestInfo)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let ws =
             WebSocketStream::from_raw_socket(stream, Role::Server, Some(websocket_config(&self.inner.config))).await;
-        connection::serve(ws, request, self.inner.handler.clone(), self.inner.config.clone()).await;
+        let connection = connection::serve(ws, request, self.inner.handler.clone(), self.inner.config.clone());
+        self.inner.connections.spawn(connection);
     }
 
     /// Refuses new connections and asks every client to close with 1001.
