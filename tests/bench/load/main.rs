@@ -25,6 +25,10 @@ use std::time::Duration;
 
 use servers::{Kind, Server};
 
+/// The allocator `ws-host` runs with, so the native server compares like with like.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ECHO_SERVERS: [Kind; 4] = [Kind::Wasm, Kind::Native, Kind::Node, Kind::Bare];
 const FANOUT_SERVERS: [Kind; 3] = [Kind::Wasm, Kind::Native, Kind::Node];
 

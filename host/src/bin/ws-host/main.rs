@@ -10,6 +10,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use settings::{FileSettings, LogFormat};
 use tracing_subscriber::EnvFilter;
+
+/// mimalloc: every event allocates a few dozen small buffers (decoded
+/// values, the reply, its frame), and glibc's malloc spent ~10% of the
+/// server's instructions on them (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use ws_host::server::{App, Endpoint};
 use ws_host::{BeforeAuth, Config, Handler, Runtime, RuntimeOptions};
 
