@@ -1,5 +1,6 @@
-//! The WebAssembly side: one engine per process, and per handler a
-//! component, its schema, and one instance fed by an actor thread.
+//! The handler side: one engine per process, and per handler a component,
+//! its schema, and one instance fed by an actor thread; or a native Rust
+//! handler fed by the same kind of thread.
 
 mod actor;
 mod bindings;

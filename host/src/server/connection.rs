@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
@@ -17,7 +16,7 @@ use tracing::Instrument;
 
 use crate::codec::{Codec, Frame, Message};
 use crate::config::Config;
-use crate::registry::{ClientId, CloseRequest, Connection, Outbound};
+use crate::registry::{CloseRequest, Connection, Outbound};
 use crate::runtime::metrics::{HandlerMetrics, Refusal};
 use crate::runtime::{Handler, RequestInfo};
 use crate::session::{Action, INVALID_AUTH_KEY, Session};
@@ -35,60 +34,49 @@ pub const CLOSE_REJECTED: u16 = 1008;
 /// How long a closing peer gets to finish the close handshake, and the
 /// writer to flush what was queued before the close.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Most messages the writer buffers before it flushes.
+const WRITE_BURST: usize = 64;
 
-/// Serves one upgraded WebSocket until it closes: registers the client,
-/// starts its writer task, and returns the reader. Set up here rather than
-/// inside the future, so the future keeps only what it uses: its size is
-/// paid by every connection for as long as it is open.
-pub fn serve<S>(
+/// Serves one upgraded WebSocket until it closes.
+pub async fn serve<S>(ws: WebSocketStream<S>, request: RequestInfo, handler: Handler, config: Arc<Config>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = handler.registry().connect();
+    let span = tracing::debug_span!("connection", handler = handler.name(), client = connection.id);
+    serve_registered(ws, request, handler, config, connection).instrument(span).await;
+}
+
+async fn serve_registered<S>(
     ws: WebSocketStream<S>,
     request: RequestInfo,
     handler: Handler,
     config: Arc<Config>,
-) -> impl Future<Output = ()> + Send + 'static
-where
+    Connection { id, outbox, control }: Connection,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Connection { id, outbox, control } = handler.registry().connect();
-    let span = tracing::debug_span!("connection", handler = handler.name(), client = id);
-    let (sink, stream) = ws.split();
-    let json = Arc::new(AtomicBool::new(false));
-    let writer = tokio::spawn(write_loop(sink, outbox, control.clone(), json.clone()));
-    let link = Link { id, stream, writer, control, json };
-    read_loop(link, request, handler, config).instrument(span)
-}
-
-/// What the reader holds of its connection.
-struct Link<S> {
-    id: ClientId,
-    stream: SplitStream<WebSocketStream<S>>,
-    writer: tokio::task::JoinHandle<()>,
-    control: Arc<CloseRequest>,
-    /// Whether the client chose the JSON codec (the writer encodes by it).
-    json: Arc<AtomicBool>,
-}
-
-async fn read_loop<S>(link: Link<S>, request: RequestInfo, handler: Handler, config: Arc<Config>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let Link { id, mut stream, mut writer, control, json } = link;
     let registry = handler.registry().clone();
     tracing::debug!(path = %request.path, remote = ?request.remote_addr, "connected");
 
+    let (sink, mut stream) = ws.split();
+    let json = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(write_loop(sink, outbox, control.clone(), json.clone()));
+
     let mut session = Session::new(config.messages_before_auth, config.pre_auth_queue_bytes);
-    // A raw handler takes whole messages: no handshake, no codec.
-    let raw = handler.version().schema.is_raw();
-    // Timers and the request live only as long as they are needed: an idle
-    // authenticated connection holds neither.
-    let mut auth_deadline = (!raw).then(|| Deadline::after(config.auth_timeout()));
-    let mut close_deadline: Option<Deadline> = None;
+    // One auth attempt per connection: the request is not kept after it.
     let mut request = Some(request);
     let mut pending_auth: Option<PendingAuth> = None;
     let mut codec: Option<Codec> = None;
     // The close the handler hears about: the peer's, or the one we asked for.
     let mut closed_with: Option<(u16, String)> = None;
     let mut closing = false;
+    // A raw handler takes whole messages: no handshake, no codec.
+    let raw = handler.version().schema.is_raw();
+    // Timers are allocated only while they run: an idle authenticated
+    // connection holds neither.
+    let mut auth_deadline = (!raw).then(|| Deadline::after(config.auth_timeout()));
+    let mut close_deadline: Option<Deadline> = None;
     if raw {
         registry.set_authenticated(id);
         handler.auth_ok(id).await;
@@ -179,7 +167,6 @@ where
             Action::Ignore(why) => tracing::trace!("ignored: {why}"),
             Action::Authenticate { key } => {
                 let handler = handler.clone();
-                // One attempt per connection: the request is not needed after it.
                 let request = request.take().unwrap_or_default();
                 pending_auth = Some(Box::pin(async move {
                     handler
@@ -199,6 +186,7 @@ where
     }
 
     // A close we asked for goes out even if the peer is already gone.
+    let mut writer = writer;
     if control.current().is_some() {
         let _ = tokio::time::timeout(CLOSE_GRACE, &mut writer).await;
     }
@@ -313,7 +301,19 @@ async fn write_loop<S>(
         tokio::select! {
             item = outbox.recv() => match item {
                 Some(item) => {
-                    if sink.send(encode(item)).await.is_err() {
+                    // What else is queued goes out in the same write: one
+                    // syscall for a burst (a fan-out, pipelined replies).
+                    let mut written = sink.feed(encode(item)).await;
+                    for _ in 1..WRITE_BURST {
+                        if written.is_err() {
+                            break;
+                        }
+                        match outbox.try_recv() {
+                            Ok(item) => written = sink.feed(encode(item)).await,
+                            Err(_) => break,
+                        }
+                    }
+                    if written.is_err() || sink.flush().await.is_err() {
                         return;
                     }
                 }
