@@ -37,6 +37,19 @@ fn main() {
             export(guest, &release.join(format!("{}.wasm", guest.replace('-', "_"))));
         }
     }
+    // The Python build of the chat contract (componentize-py from PyPI).
+    let chat_py = root.join("examples/chat-py");
+    for watched in ["app.py", "build.sh"] {
+        println!("cargo:rerun-if-changed={}", chat_py.join(watched).display());
+    }
+    let out = target_dir.join("chat-py.wasm");
+    let status = Command::new("bash")
+        .arg(chat_py.join("build.sh"))
+        .arg(&out)
+        .status()
+        .expect("cannot run bash to build the Python chat");
+    assert!(status.success(), "building examples/chat-py failed (needs python3 with venv and pip)");
+    export("chat-py", &out);
     let variants = target_dir.join("variants");
     std::fs::create_dir_all(&variants).unwrap();
     for (package, features, name) in VARIANTS {

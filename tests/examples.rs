@@ -24,9 +24,30 @@ async fn echo_replies_with_text_and_bytes() {
     assert_eq!(empty_key.auth("").await, Message::AuthOk);
 }
 
+// The chat tests run against every build of the chat contract.
+
 #[tokio::test]
-async fn chat_rooms_messages_history_and_leaving() {
-    let server = TestServer::start(guests::CHAT).await;
+async fn chat_in_rust_rooms_messages_history_and_leaving() {
+    chat_rooms_messages_history_and_leaving(guests::CHAT).await;
+}
+
+#[tokio::test]
+async fn chat_in_python_rooms_messages_history_and_leaving() {
+    chat_rooms_messages_history_and_leaving(guests::CHAT_PY).await;
+}
+
+#[tokio::test]
+async fn chat_in_rust_rejects_an_empty_nickname() {
+    chat_rejects_an_empty_nickname(guests::CHAT).await;
+}
+
+#[tokio::test]
+async fn chat_in_python_rejects_an_empty_nickname() {
+    chat_rejects_an_empty_nickname(guests::CHAT_PY).await;
+}
+
+async fn chat_rooms_messages_history_and_leaving(build: &str) {
+    let server = TestServer::start(build).await;
     let mut ann = server.client("ann").await;
     let mut bob = server.client("bob").await;
 
@@ -70,9 +91,33 @@ async fn chat_rooms_messages_history_and_leaving() {
     assert_eq!(ann.request("join", vec![s("lobby")]).await.args, nicks(&["ann"]));
 }
 
-#[tokio::test]
-async fn chat_rejects_an_empty_nickname() {
-    let server = TestServer::start(guests::CHAT).await;
+async fn chat_rejects_an_empty_nickname(build: &str) {
+    let server = TestServer::start(build).await;
     let mut client = Client::connect(&server.url()).await;
     assert_eq!(client.auth("").await, Message::AuthRejected { reason: "Invalid auth key".into() });
+}
+
+/// The contract is the same, so a route served by the Rust chat can be
+/// swapped to the Python one with its clients connected; rooms live in the
+/// host and stay, history lives in the guest and starts again.
+#[tokio::test]
+async fn chat_swaps_from_rust_to_python_with_clients_connected() {
+    let server = TestServer::start(guests::CHAT).await;
+    let mut ann = server.client("ann").await;
+    let mut bob = server.client("bob").await;
+    ann.request("join", vec![s("lobby")]).await;
+    bob.request("join", vec![s("lobby")]).await;
+    ann.next_event().await;
+    ann.send("say", vec![s("lobby"), s("in rust")]).await;
+    for client in [&mut ann, &mut bob] {
+        assert_eq!(client.next_event().await.args, vec![message("lobby", "ann", "in rust", 1.0)]);
+    }
+
+    let version = server.handler.swap(std::fs::read(guests::CHAT_PY).unwrap()).await.expect("swap to Python");
+    assert_eq!(version.number, 2);
+    bob.send("say", vec![s("lobby"), s("in python")]).await;
+    for client in [&mut ann, &mut bob] {
+        assert_eq!(client.next_event().await.args, vec![message("lobby", "bob", "in python", 1.0)]);
+    }
+    assert_eq!(ann.request("join", vec![s("lobby")]).await.args, nicks(&["ann", "bob"]));
 }

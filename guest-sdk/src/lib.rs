@@ -89,6 +89,32 @@
 //! [`state`]). `ws-host inspect your_handler.wasm` shows what the host reads from your
 //! component, and `ws-host types your_handler.wasm` prints TypeScript types for the client.
 //!
+//! # Python
+//!
+//! The same WIT world builds from Python with `componentize-py` (PyPI); no crate is involved.
+//! `examples/chat-py` is the chat contract in Python, built by `bash examples/chat-py/build.sh`
+//! (it installs `componentize-py` into a virtualenv on first use).
+//!
+//! 1. Put the host's WIT package in `wit/deps/ws-host/server.wit` and your world in `wit/`, as in
+//!    step 2 above (`examples/chat-py/wit` is the Rust chat's own folder).
+//! 2. `componentize-py -d wit -w chat bindings .` writes the typed bindings (`wit_world/`) for
+//!    your editor: an exported interface is a `Protocol` class to subclass
+//!    (`exports.Incoming`, `exports.Auth`), the host's imports and your `outgoing` events are
+//!    plain functions (`wit_world.imports.host.join`, `wit_world.imports.outgoing.said`), a
+//!    record is a dataclass, a variant case is a class of its own (`Target_Room(room)`), a
+//!    `result` error is raised as `componentize_py_types.Err(reason)`, and `from` is `from_`:
+//!
+//!    ```python
+//!    class Incoming(exports.Incoming):
+//!        def say(self, from_, room, text):
+//!            said(Target_Room(room), room, text)
+//!            return len(text)
+//!    ```
+//!
+//! 3. `componentize-py -d wit -w chat componentize app -o chat-py.wasm` compiles `app.py` and
+//!    CPython into one component (about 18 MB). ws-host compiles it to machine code once and keeps
+//!    the result in its compile cache, so later starts and swaps to it are fast.
+//!
 //! A client then sends `say` with `["lobby", "hi"]` and gets the reply `2`;
 //! an argument of the wrong type never reaches your code: the host answers
 //! with an `ezez-ws::error` reply naming the argument. Handler state (your

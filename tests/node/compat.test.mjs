@@ -1,7 +1,7 @@
 // Compatibility suite: the real npm `ws` client and `@ezez/utils` codec (the
 // reference implementation of the wire format) against `ws-host run`.
 //
-// Needs WS_HOST_BIN and GUEST_CHAT / GUEST_ECHO / GUEST_FIXTURE (the test
+// Needs WS_HOST_BIN and GUEST_CHAT / GUEST_CHAT_PY / GUEST_ECHO / GUEST_FIXTURE (the test
 // command, tests/run.sh, sets them).
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -118,69 +118,72 @@ class Client {
     }
 }
 
-describe("chat example", () => {
-    let server;
-    before(async () => { server = await startServer(env("GUEST_CHAT")); });
-    after(async () => { await server.stop(); });
+// The chat suite runs against every build of the chat contract.
+for (const [language, build] of [["Rust", "GUEST_CHAT"], ["Python", "GUEST_CHAT_PY"]]) {
+    describe(`chat example (${language})`, () => {
+        let server;
+        before(async () => { server = await startServer(env(build)); });
+        after(async () => { await server.stop(); });
 
-    test("auth handshake: accepted, and rejected with the reference's reason", async () => {
-        const ann = await Client.open(server.url);
-        assert.deepEqual(await ann.auth("ann"), ["ezez-ws::auth-ok"]);
-        const nobody = await Client.open(server.url);
-        assert.deepEqual(await nobody.auth(""), ["ezez-ws::auth-rejected", "Invalid auth key"]);
-        assert.equal((await nobody.closed).code, 1008);
-        await ann.close();
+        test("auth handshake: accepted, and rejected with the reference's reason", async () => {
+            const ann = await Client.open(server.url);
+            assert.deepEqual(await ann.auth("ann"), ["ezez-ws::auth-ok"]);
+            const nobody = await Client.open(server.url);
+            assert.deepEqual(await nobody.auth(""), ["ezez-ws::auth-rejected", "Invalid auth key"]);
+            assert.equal((await nobody.closed).code, 1008);
+            await ann.close();
+        });
+
+        test("a version mismatch is rejected", async () => {
+            const client = await Client.open(server.url);
+            client.ws.send(serialize("ezez-ws::auth", "ann", 2));
+            const answer = await client.next(() => true, "the rejection");
+            assert.deepEqual(answer, ["ezez-ws::auth-rejected", "Protocol version mismatch, wanted 1, got 2"]);
+        });
+
+        test("replies, broadcast to a room, records and history", async () => {
+            const ann = await Client.open(server.url);
+            const bob = await Client.open(server.url);
+            await ann.auth("ann");
+            await bob.auth("bob");
+
+            const joinAnn = await ann.request("join", "room-1");
+            assert.deepEqual(joinAnn, ["join", 1, 1, ["ann"]]);
+            assert.deepEqual((await bob.request("join", "room-1")).slice(3), [["ann", "bob"]]);
+            const joined = await ann.event();
+            assert.deepEqual([joined[0], ...joined.slice(3)], ["joined", "room-1", "bob"]);
+
+            ann.send("say", "room-1", "hello \u{1f44b}");
+            const expected = { room: "room-1", author: "ann", text: "hello \u{1f44b}", seq: 1 };
+            for (const client of [ann, bob]) {
+                const [name, id, replyTo, message] = await client.event();
+                assert.equal(name, "said");
+                assert.equal(typeof id, "number");
+                assert.equal(replyTo, null);
+                assert.deepEqual(message, expected);
+            }
+            const [, , , history] = await bob.request("history", "room-1", 5);
+            assert.deepEqual(history, [expected]);
+
+            await bob.close();
+            const left = await ann.event();
+            assert.deepEqual([left[0], ...left.slice(3)], ["left", "room-1", "bob"]);
+            await ann.close();
+        });
+
+        test("an argument of the wrong type gets an error reply, not a timeout", async () => {
+            const client = await Client.open(server.url);
+            await client.auth("typo");
+            const reply = await client.request("history", "room-1", "ten");
+            assert.deepEqual(reply.slice(0, 1).concat(reply.slice(3)), [
+                "ezez-ws::error",
+                "history: argument 2 (limit): expected integer in 0..=4294967295 (u32), got string",
+            ]);
+            assert.deepEqual((await client.request("join", "still-connected")).slice(3), [["typo"]]);
+            await client.close();
+        });
     });
-
-    test("a version mismatch is rejected", async () => {
-        const client = await Client.open(server.url);
-        client.ws.send(serialize("ezez-ws::auth", "ann", 2));
-        const answer = await client.next(() => true, "the rejection");
-        assert.deepEqual(answer, ["ezez-ws::auth-rejected", "Protocol version mismatch, wanted 1, got 2"]);
-    });
-
-    test("replies, broadcast to a room, records and history", async () => {
-        const ann = await Client.open(server.url);
-        const bob = await Client.open(server.url);
-        await ann.auth("ann");
-        await bob.auth("bob");
-
-        const joinAnn = await ann.request("join", "room-1");
-        assert.deepEqual(joinAnn, ["join", 1, 1, ["ann"]]);
-        assert.deepEqual((await bob.request("join", "room-1")).slice(3), [["ann", "bob"]]);
-        const joined = await ann.event();
-        assert.deepEqual([joined[0], ...joined.slice(3)], ["joined", "room-1", "bob"]);
-
-        ann.send("say", "room-1", "hello \u{1f44b}");
-        const expected = { room: "room-1", author: "ann", text: "hello \u{1f44b}", seq: 1 };
-        for (const client of [ann, bob]) {
-            const [name, id, replyTo, message] = await client.event();
-            assert.equal(name, "said");
-            assert.equal(typeof id, "number");
-            assert.equal(replyTo, null);
-            assert.deepEqual(message, expected);
-        }
-        const [, , , history] = await bob.request("history", "room-1", 5);
-        assert.deepEqual(history, [expected]);
-
-        await bob.close();
-        const left = await ann.event();
-        assert.deepEqual([left[0], ...left.slice(3)], ["left", "room-1", "bob"]);
-        await ann.close();
-    });
-
-    test("an argument of the wrong type gets an error reply, not a timeout", async () => {
-        const client = await Client.open(server.url);
-        await client.auth("typo");
-        const reply = await client.request("history", "room-1", "ten");
-        assert.deepEqual(reply.slice(0, 1).concat(reply.slice(3)), [
-            "ezez-ws::error",
-            "history: argument 2 (limit): expected integer in 0..=4294967295 (u32), got string",
-        ]);
-        assert.deepEqual((await client.request("join", "still-connected")).slice(3), [["typo"]]);
-        await client.close();
-    });
-});
+}
 
 describe("every mapped kind of value (fixture handler)", () => {
     let server;
