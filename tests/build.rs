@@ -50,6 +50,19 @@ fn main() {
         .expect("cannot run bash to build the Python chat");
     assert!(status.success(), "building examples/chat-py failed (needs python3 with venv and pip)");
     export("chat-py", &out);
+    // The JavaScript build (componentize-js from npm).
+    let chat_js = root.join("examples/chat-js");
+    for watched in ["app.js", "build.mjs", "build.sh", "package-lock.json"] {
+        println!("cargo:rerun-if-changed={}", chat_js.join(watched).display());
+    }
+    let out = target_dir.join("chat-js.wasm");
+    let status = Command::new("bash")
+        .arg(chat_js.join("build.sh"))
+        .arg(&out)
+        .status()
+        .expect("cannot run bash to build the JavaScript chat");
+    assert!(status.success(), "building examples/chat-js failed (needs node and npm)");
+    export("chat-js", &out);
     let variants = target_dir.join("variants");
     std::fs::create_dir_all(&variants).unwrap();
     for (package, features, name) in VARIANTS {

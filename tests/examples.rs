@@ -46,6 +46,16 @@ async fn chat_in_python_rejects_an_empty_nickname() {
     chat_rejects_an_empty_nickname(guests::CHAT_PY).await;
 }
 
+#[tokio::test]
+async fn chat_in_javascript_rooms_messages_history_and_leaving() {
+    chat_rooms_messages_history_and_leaving(guests::CHAT_JS).await;
+}
+
+#[tokio::test]
+async fn chat_in_javascript_rejects_an_empty_nickname() {
+    chat_rejects_an_empty_nickname(guests::CHAT_JS).await;
+}
+
 async fn chat_rooms_messages_history_and_leaving(build: &str) {
     let server = TestServer::start(build).await;
     let mut ann = server.client("ann").await;
@@ -98,10 +108,11 @@ async fn chat_rejects_an_empty_nickname(build: &str) {
 }
 
 /// The contract is the same, so a route served by the Rust chat can be
-/// swapped to the Python one with its clients connected; rooms live in the
-/// host and stay, history lives in the guest and starts again.
+/// swapped to the Python one, and on to the JavaScript one, with its clients
+/// connected; rooms live in the host and stay, history lives in the guest
+/// and starts again with each.
 #[tokio::test]
-async fn chat_swaps_from_rust_to_python_with_clients_connected() {
+async fn chat_swaps_across_languages_with_clients_connected() {
     let server = TestServer::start(guests::CHAT).await;
     let mut ann = server.client("ann").await;
     let mut bob = server.client("bob").await;
@@ -120,4 +131,11 @@ async fn chat_swaps_from_rust_to_python_with_clients_connected() {
         assert_eq!(client.next_event().await.args, vec![message("lobby", "bob", "in python", 1.0)]);
     }
     assert_eq!(ann.request("join", vec![s("lobby")]).await.args, nicks(&["ann", "bob"]));
+
+    let version = server.handler.swap(std::fs::read(guests::CHAT_JS).unwrap()).await.expect("swap to JavaScript");
+    assert_eq!(version.number, 3);
+    ann.send("say", vec![s("lobby"), s("in javascript")]).await;
+    for client in [&mut ann, &mut bob] {
+        assert_eq!(client.next_event().await.args, vec![message("lobby", "ann", "in javascript", 1.0)]);
+    }
 }

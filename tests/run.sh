@@ -38,6 +38,6 @@ target="${CARGO_TARGET_DIR:-$PWD/target}"
 guests="$target/guests/wasm32-wasip2/release"
 (cd tests/node && npm ci --no-audit --no-fund)
 WS_HOST_BIN="$target/debug/ws-host" \
-GUEST_CHAT="$guests/chat.wasm" GUEST_CHAT_PY="$target/guests/chat-py.wasm" GUEST_ECHO="$guests/echo.wasm" GUEST_FIXTURE="$guests/fixture.wasm" \
+GUEST_CHAT="$guests/chat.wasm" GUEST_CHAT_PY="$target/guests/chat-py.wasm" GUEST_CHAT_JS="$target/guests/chat-js.wasm" GUEST_ECHO="$guests/echo.wasm" GUEST_FIXTURE="$guests/fixture.wasm" \
 CHROMIUM="$(command -v chromium)" ARTIFACTS_DIR="$target/test-artifacts" \
     node --test tests/node/

@@ -1,7 +1,7 @@
 // Compatibility suite: the real npm `ws` client and `@ezez/utils` codec (the
 // reference implementation of the wire format) against `ws-host run`.
 //
-// Needs WS_HOST_BIN and GUEST_CHAT / GUEST_CHAT_PY / GUEST_ECHO / GUEST_FIXTURE (the test
+// Needs WS_HOST_BIN and GUEST_CHAT / GUEST_CHAT_PY / GUEST_CHAT_JS / GUEST_ECHO / GUEST_FIXTURE (the test
 // command, tests/run.sh, sets them).
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -119,7 +119,7 @@ class Client {
 }
 
 // The chat suite runs against every build of the chat contract.
-for (const [language, build] of [["Rust", "GUEST_CHAT"], ["Python", "GUEST_CHAT_PY"]]) {
+for (const [language, build] of [["Rust", "GUEST_CHAT"], ["Python", "GUEST_CHAT_PY"], ["JavaScript", "GUEST_CHAT_JS"]]) {
     describe(`chat example (${language})`, () => {
         let server;
         before(async () => { server = await startServer(env(build)); });

@@ -22,8 +22,8 @@ pub mod guests {
     pub const CHAT: &str = env!("GUEST_CHAT");
     /// The same chat contract, in Python (examples/chat-py).
     pub const CHAT_PY: &str = env!("GUEST_CHAT_PY");
-    /// Every build of the chat contract: the chat tests run against each.
-    pub const CHAT_BUILDS: [&str; 2] = [CHAT, CHAT_PY];
+    /// The same chat contract, in JavaScript (examples/chat-js).
+    pub const CHAT_JS: &str = env!("GUEST_CHAT_JS");
     pub const RAW_ECHO: &str = env!("GUEST_RAW_ECHO");
     pub const FIXTURE: &str = env!("GUEST_FIXTURE");
     pub const BARE: &str = env!("GUEST_BARE");
