@@ -11,6 +11,14 @@ const WORKSPACES: &[(&str, &[&str])] = &[
     ("guests", &["fixture", "bare", "bad-types", "counter", "counter-v3", "fanout"]),
 ];
 
+/// The chat contract in other languages, each built by its own `build.sh`
+/// (which installs its toolchain from the registry on first use):
+/// (example, files it is built from, what it needs).
+const OTHER_LANGUAGES: &[(&str, &[&str], &str)] = &[
+    ("chat-py", &["app.py", "build.sh"], "python3 with venv and pip"),
+    ("chat-js", &["app.js", "build.mjs", "build.sh", "package-lock.json"], "node and npm"),
+];
+
 /// Extra builds of one package with features: (package, features, name).
 const VARIANTS: &[(&str, &str, &str)] =
     &[("counter", "", "counter-v1"), ("counter", "v2", "counter-v2"), ("counter", "big", "counter-big")];
@@ -37,32 +45,11 @@ fn main() {
             export(guest, &release.join(format!("{}.wasm", guest.replace('-', "_"))));
         }
     }
-    // The Python build of the chat contract (componentize-py from PyPI).
-    let chat_py = root.join("examples/chat-py");
-    for watched in ["app.py", "build.sh"] {
-        println!("cargo:rerun-if-changed={}", chat_py.join(watched).display());
+    for (example, sources, needs) in OTHER_LANGUAGES {
+        let out = target_dir.join(format!("{example}.wasm"));
+        build_script(&root.join("examples").join(example), sources, needs, &out);
+        export(example, &out);
     }
-    let out = target_dir.join("chat-py.wasm");
-    let status = Command::new("bash")
-        .arg(chat_py.join("build.sh"))
-        .arg(&out)
-        .status()
-        .expect("cannot run bash to build the Python chat");
-    assert!(status.success(), "building examples/chat-py failed (needs python3 with venv and pip)");
-    export("chat-py", &out);
-    // The JavaScript build (componentize-js from npm).
-    let chat_js = root.join("examples/chat-js");
-    for watched in ["app.js", "build.mjs", "build.sh", "package-lock.json"] {
-        println!("cargo:rerun-if-changed={}", chat_js.join(watched).display());
-    }
-    let out = target_dir.join("chat-js.wasm");
-    let status = Command::new("bash")
-        .arg(chat_js.join("build.sh"))
-        .arg(&out)
-        .status()
-        .expect("cannot run bash to build the JavaScript chat");
-    assert!(status.success(), "building examples/chat-js failed (needs node and npm)");
-    export("chat-js", &out);
     let variants = target_dir.join("variants");
     std::fs::create_dir_all(&variants).unwrap();
     for (package, features, name) in VARIANTS {
@@ -76,6 +63,14 @@ fn main() {
 fn export(name: &str, wasm: &Path) {
     assert!(wasm.exists(), "guest {name} was not built at {}", wasm.display());
     println!("cargo:rustc-env=GUEST_{}={}", name.to_uppercase().replace('-', "_"), wasm.display());
+}
+
+fn build_script(dir: &Path, sources: &[&str], needs: &str, out: &Path) {
+    for source in sources {
+        println!("cargo:rerun-if-changed={}", dir.join(source).display());
+    }
+    let status = Command::new("bash").arg(dir.join("build.sh")).arg(out).status().expect("cannot run bash");
+    assert!(status.success(), "building {} failed (needs {needs})", dir.display());
 }
 
 fn cargo_build(workspace: &Path, target_dir: &Path, extra: &[&str]) {
