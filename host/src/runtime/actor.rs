@@ -82,7 +82,7 @@ impl Actor {
                 let lifecycle = self.version.schema.lifecycle.clone();
                 let outcome = self
                     .call("on-auth", |live| live.on_auth(&lifecycle, client, &key, &request))
-                    .unwrap_or_else(|| Err("Auth check failed".into()));
+                    .unwrap_or_else(|| Err(AUTH_CHECK_FAILED.into()));
                 let _ = verdict.send(outcome);
             }
             Job::AuthOk { client } => {
@@ -134,13 +134,8 @@ impl Actor {
         registry.metrics().handler_time(started.elapsed());
         match outcome {
             Some(results) if results.is_empty() => {}
-            Some(results) => {
-                let args = reply_args(&results, &declared.results);
-                registry.send_to(client, Arc::new(OutgoingEvent::new(event.name, Some(event.id), args)));
-            }
-            None => {
-                reply_error(registry, client, event.id, format!("{}: the handler failed on this event", event.name))
-            }
+            Some(results) => reply(registry, client, event, reply_args(&results, &declared.results)),
+            None => reply_failed(registry, client, &event),
         }
     }
 
@@ -210,6 +205,19 @@ impl Actor {
 /// A candidate's version is held by the candidate alone until installed.
 fn unwrap_version(version: Arc<Version>) -> Version {
     Arc::try_unwrap(version).unwrap_or_else(|_| unreachable!("a candidate's version is not shared"))
+}
+
+/// The rejection reason when the auth decision itself failed (a trap, a panic).
+pub const AUTH_CHECK_FAILED: &str = "Auth check failed";
+
+/// Replies to `event` with `args`.
+pub fn reply(registry: &Registry, client: ClientId, event: Event, args: Vec<Value>) {
+    registry.send_to(client, Arc::new(OutgoingEvent::new(event.name, Some(event.id), args)));
+}
+
+/// Tells the client the handler failed on its event.
+pub fn reply_failed(registry: &Registry, client: ClientId, event: &Event) {
+    reply_error(registry, client, event.id, format!("{}: the handler failed on this event", event.name));
 }
 
 pub fn reply_error(registry: &Registry, client: ClientId, event_id: u64, message: String) {

@@ -3,13 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Runtime;
-use super::actor::{Actor, Job, reply_error};
+use super::actor::{AUTH_CHECK_FAILED, Actor, Job, reply_error};
 use super::metrics::{Refusal, Snapshot};
 use super::native::{self, NativeHandler};
 use super::schema::Schema;
@@ -61,34 +61,25 @@ impl Handler {
         let registry = Registry::new(config.outbound_queue);
         let candidate = prepare(runtime, &name, bytes, 1, &registry, config)?;
         log_version(&name, &candidate.version, "loaded");
-        let (jobs, queue) = mpsc::channel(config.sandbox.event_queue.max(1));
-        let shared = Arc::new(Shared {
-            name: name.clone(),
-            registry,
-            current: watch::Sender::new(candidate.version.clone()),
-            jobs,
-            runtime: Some(runtime.clone()),
-            config: config.clone(),
-        });
-        let actor = Actor {
-            shared: Arc::downgrade(&shared),
-            pre: candidate.pre,
-            live: Some(candidate.live),
-            version: candidate.version,
-            config: config.clone(),
-            name,
+        let version = candidate.version.clone();
+        let (actor_name, actor_config) = (name.clone(), config.clone());
+        let feed = move |shared, queue| {
+            let actor = Actor {
+                shared,
+                pre: candidate.pre,
+                live: Some(candidate.live),
+                version: candidate.version,
+                config: actor_config,
+                name: actor_name,
+            };
+            actor.run(queue)
         };
-        std::thread::Builder::new()
-            .name(format!("handler-{}", shared.name))
-            .spawn(move || actor.run(queue))
-            .map_err(|e| LoadError::Start { name: shared.name.to_string(), cause: e.into() })?;
-        Ok(Handler { shared })
+        Handler::start(name, registry, version, Some(runtime.clone()), config, feed)
     }
 
     /// Serves a handler written in Rust (see [`NativeHandler`]): the same
     /// server, registry and queue as a component, without the sandbox.
     pub fn native(name: &str, handler: impl NativeHandler, config: &Config) -> Result<Handler, LoadError> {
-        let name: Arc<str> = name.into();
         let version = Version {
             number: 1,
             digest: "native".into(),
@@ -97,20 +88,35 @@ impl Handler {
             compile_time: Duration::ZERO,
             schema: Schema::native(),
         };
+        let registry = Registry::new(config.outbound_queue);
+        let handler: Box<dyn NativeHandler> = Box::new(handler);
+        let feed = move |shared, queue| native::run(handler, shared, queue);
+        Handler::start(name.into(), registry, Arc::new(version), None, config, feed)
+    }
+
+    /// The state every clone shares, and the thread that feeds the queued
+    /// jobs to the handler (`feed`: the WebAssembly actor or a native one).
+    fn start(
+        name: Arc<str>,
+        registry: Arc<Registry>,
+        version: Arc<Version>,
+        runtime: Option<Runtime>,
+        config: &Config,
+        feed: impl FnOnce(Weak<Shared>, mpsc::Receiver<Job>) + Send + 'static,
+    ) -> Result<Handler, LoadError> {
         let (jobs, queue) = mpsc::channel(config.sandbox.event_queue.max(1));
         let shared = Arc::new(Shared {
             name: name.clone(),
-            registry: Registry::new(config.outbound_queue),
-            current: watch::Sender::new(Arc::new(version)),
+            registry,
+            current: watch::Sender::new(version),
             jobs,
-            runtime: None,
+            runtime,
             config: config.clone(),
         });
         let weak = Arc::downgrade(&shared);
-        let handler: Box<dyn NativeHandler> = Box::new(handler);
         std::thread::Builder::new()
             .name(format!("handler-{name}"))
-            .spawn(move || native::run(handler, weak, queue))
+            .spawn(move || feed(weak, queue))
             .map_err(|e| LoadError::Start { name: name.to_string(), cause: e.into() })?;
         Ok(Handler { shared })
     }
@@ -198,7 +204,7 @@ impl Handler {
     pub async fn authenticate(&self, client: ClientId, key: String, request: RequestInfo) -> Result<(), String> {
         let (verdict, answer) = oneshot::channel();
         self.submit(Job::Auth { client, key, request, verdict }).await;
-        answer.await.unwrap_or_else(|_| Err("Auth check failed".into()))
+        answer.await.unwrap_or_else(|_| Err(AUTH_CHECK_FAILED.into()))
     }
 
     /// Tells the handler a client is accepted (after auth-ok went out).

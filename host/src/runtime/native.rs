@@ -9,15 +9,15 @@
 //! and answers `Err` for what does not fit.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use super::actor::{Job, reply_error};
+use super::actor::{AUTH_CHECK_FAILED, Job, reply, reply_error, reply_failed};
 use super::handler::{RequestInfo, Shared};
 use super::version::LoadError;
-use crate::codec::{Event, OutgoingEvent, Value};
+use crate::codec::{Event, Value};
 use crate::registry::{ClientId, Registry};
 
 /// A handler in Rust. `clients` is the handler's registry: rooms, contexts,
@@ -55,7 +55,7 @@ pub(super) fn run(mut handler: Box<dyn NativeHandler>, shared: Weak<Shared>, mut
         match job {
             Job::Auth { client, key, request, verdict } => {
                 let outcome = guarded(registry, "on-auth", || handler.on_auth(registry, client, &key, &request));
-                let _ = verdict.send(outcome.unwrap_or_else(|| Err("Auth check failed".into())));
+                let _ = verdict.send(outcome.unwrap_or_else(|| Err(AUTH_CHECK_FAILED.into())));
             }
             Job::AuthOk { .. } => {}
             Job::Event { client, event, .. } => {
@@ -64,16 +64,9 @@ pub(super) fn run(mut handler: Box<dyn NativeHandler>, shared: Weak<Shared>, mut
                 registry.metrics().handler_time(started.elapsed());
                 match outcome {
                     Some(Ok(None)) => {}
-                    Some(Ok(Some(args))) => {
-                        registry.send_to(client, Arc::new(OutgoingEvent::new(event.name, Some(event.id), args)))
-                    }
+                    Some(Ok(Some(args))) => reply(registry, client, event, args),
                     Some(Err(message)) => reply_error(registry, client, event.id, message),
-                    None => reply_error(
-                        registry,
-                        client,
-                        event.id,
-                        format!("{}: the handler failed on this event", event.name),
-                    ),
+                    None => reply_failed(registry, client, &event),
                 }
             }
             Job::Disconnect { client, code, reason, notify_guest, done } => {
