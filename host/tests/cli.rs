@@ -149,21 +149,28 @@ async fn watch_swaps_when_the_file_changes() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+fn assert_contains_all(text: &str, expected: &[&str]) {
+    for line in expected {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}
+
 #[test]
 fn inspect_prints_the_event_table_hooks_and_world() {
     let text = succeeds(&["inspect", guests::CHAT]);
-    for expected in [
-        "chat: ezez handler",
-        "  join(room: string) -> reply string[]",
-        "  history(room: string, limit: number) -> reply { room: string; author: string; text: string; seq: number }[]",
-        "  said(to: target, msg: { room: string; author: string; text: string; seq: number })",
-        "  auth.on-auth                yes",
-        "  connected.on-auth-ok        no (default)",
-        "WIT world:",
-        "export example:chat/incoming;",
-    ] {
-        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
-    }
+    assert_contains_all(
+        &text,
+        &[
+            "chat: ezez handler",
+            "  join(room: string) -> reply string[]",
+            "  history(room: string, limit: number) -> reply { room: string; author: string; text: string; seq: number }[]",
+            "  said(to: target, msg: { room: string; author: string; text: string; seq: number })",
+            "  auth.on-auth                yes",
+            "  connected.on-auth-ok        no (default)",
+            "WIT world:",
+            "export example:chat/incoming;",
+        ],
+    );
     let stderr = fails(&["inspect", guests::BARE]);
     assert!(stderr.contains("bare is not a valid handler: it exports no `incoming` interface"), "{stderr}");
 }
@@ -177,21 +184,22 @@ fn wit_prints_the_host_package() {
 #[test]
 fn types_prints_typescript_for_the_client() {
     let text = succeeds(&["types", guests::FIXTURE]);
-    for expected in [
-        "export type OutgoingEvents = {",
-        "    echoU64: [v: number | bigint];",
-        "    echoRecord: [v: { x: number; y: number; longLabel?: string | null | undefined }];",
-        "    pair: [a: string, b?: string | null | undefined];",
-        "export type IncomingEvents = {",
-        "    echoU64: [bigint];",
-        "    echoTuple: [string, number];",
-        "    echoVariant: [{ tag: \"circle\"; val: number } | { tag: \"square\"; val: { x: number; y: number; longLabel: string | null } } | { tag: \"empty\" }];",
-        "    echoBytes: [Uint8Array];",
-        "    ping: [n: number];",
-        "    \"ezez-ws::error\": [message: string];",
-    ] {
-        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
-    }
+    assert_contains_all(
+        &text,
+        &[
+            "export type OutgoingEvents = {",
+            "    echoU64: [v: number | bigint];",
+            "    echoRecord: [v: { x: number; y: number; longLabel?: string | null | undefined }];",
+            "    pair: [a: string, b?: string | null | undefined];",
+            "export type IncomingEvents = {",
+            "    echoU64: [bigint];",
+            "    echoTuple: [string, number];",
+            "    echoVariant: [{ tag: \"circle\"; val: number } | { tag: \"square\"; val: { x: number; y: number; longLabel: string | null } } | { tag: \"empty\" }];",
+            "    echoBytes: [Uint8Array];",
+            "    ping: [n: number];",
+            "    \"ezez-ws::error\": [message: string];",
+        ],
+    );
 }
 
 #[test]

@@ -165,11 +165,7 @@ impl Client {
     }
 
     pub async fn send_message(&mut self, message: &Message) {
-        let frame = match self.codec.encode(message) {
-            Frame::Binary(b) => WsMessage::Binary(b),
-            Frame::Text(t) => WsMessage::Text(t.into()),
-        };
-        self.send_frame(frame).await;
+        self.send_frame(self.codec.encode(message).into()).await;
     }
 
     /// Sends the auth frame and returns the server's answer.

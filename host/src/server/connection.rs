@@ -292,10 +292,7 @@ async fn write_loop<S>(
             Outbound::Control(message) => codec.encode(&message),
             Outbound::Raw(frame) => *frame,
         };
-        match frame {
-            Frame::Binary(bytes) => WsMessage::Binary(bytes),
-            Frame::Text(text) => WsMessage::Text(text.into()),
-        }
+        WsMessage::from(frame)
     };
     let (code, reason) = loop {
         tokio::select! {

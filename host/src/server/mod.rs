@@ -18,8 +18,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::codec::Frame;
 use crate::config::Config;
 use crate::runtime::Handler;
 
@@ -58,6 +60,16 @@ pub struct BindError {
 /// a small one costs big messages only extra reads: 16 KiB echoes measured
 /// the same with 2 and 4 KiB here (within the noise of the load benchmark).
 pub const READ_BUFFER_BYTES: usize = 2 * 1024;
+
+/// An encoded protocol message as the WebSocket message that carries it.
+impl From<Frame> for WsMessage {
+    fn from(frame: Frame) -> WsMessage {
+        match frame {
+            Frame::Binary(bytes) => WsMessage::Binary(bytes),
+            Frame::Text(text) => WsMessage::Text(text.into()),
+        }
+    }
+}
 
 /// The WebSocket settings the config implies.
 pub fn websocket_config(config: &Config) -> WebSocketConfig {

@@ -38,10 +38,7 @@ pub fn event(name: &str, id: u64, args: Vec<Value>) -> WsMessage {
 }
 
 pub fn frame(message: &Message) -> WsMessage {
-    match Codec::Binary.encode(message) {
-        Frame::Binary(bytes) => WsMessage::Binary(bytes),
-        Frame::Text(text) => WsMessage::Text(text.into()),
-    }
+    Codec::Binary.encode(message).into()
 }
 
 pub fn decode(message: &WsMessage) -> Option<Message> {

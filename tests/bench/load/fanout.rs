@@ -3,13 +3,13 @@
 //! A broadcast is complete when the last member has it; every member checks
 //! the sequence numbers it sees, so a lost or reordered message counts.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 use ws_host::codec::{Message, Value};
 
 use crate::client::{connect, decode, event};
@@ -26,7 +26,7 @@ pub struct Figures {
 struct Progress {
     members: u32,
     received: Vec<AtomicU32>,
-    sent_at: Vec<Mutex<Option<Instant>>>,
+    sent_at: Vec<OnceLock<Instant>>,
     latency: std::sync::Mutex<Histogram<u64>>,
     out_of_order: AtomicU64,
     window: Semaphore,
@@ -44,7 +44,7 @@ pub async fn run(server: &Server, members: usize, broadcasts: u32, window: usize
     let progress = Arc::new(Progress {
         members: members as u32,
         received: (0..=broadcasts).map(|_| AtomicU32::new(0)).collect(),
-        sent_at: (0..=broadcasts).map(|_| Mutex::new(None)).collect(),
+        sent_at: (0..=broadcasts).map(|_| OnceLock::new()).collect(),
         latency: std::sync::Mutex::new(Histogram::new(3).unwrap()),
         out_of_order: AtomicU64::new(0),
         window: Semaphore::new(window),
@@ -56,7 +56,7 @@ pub async fn run(server: &Server, members: usize, broadcasts: u32, window: usize
     let started = Instant::now();
     for seq in 1..=broadcasts {
         progress.window.acquire().await.unwrap().forget();
-        *progress.sent_at[seq as usize].lock().await = Some(Instant::now());
+        let _ = progress.sent_at[seq as usize].set(Instant::now());
         let args = vec![Value::from("bench"), Value::Number(seq.into()), text.as_str().into()];
         publisher.send(event("publish", seq.into(), args)).await.unwrap();
     }
@@ -95,7 +95,7 @@ async fn member(mut ws: crate::client::Ws, broadcasts: u32, progress: Arc<Progre
         expected = seq + 1;
         let Some(count) = progress.received.get(seq as usize) else { continue };
         if count.fetch_add(1, Ordering::Relaxed) + 1 == progress.members {
-            if let Some(sent) = *progress.sent_at[seq as usize].lock().await {
+            if let Some(sent) = progress.sent_at[seq as usize].get() {
                 progress.latency.lock().unwrap().record(sent.elapsed().as_micros() as u64).unwrap();
             }
             progress.window.add_permits(1);

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use ws_host::server::{App, Endpoint};
 use ws_host::{Config, Handler};
 
@@ -110,10 +110,7 @@ impl Server {
         if !matches!(self.kind, Kind::Wasm | Kind::Native) {
             return None;
         }
-        let mut stream = tokio::net::TcpStream::connect(self.addr).await.ok()?;
-        stream.write_all(b"GET /metrics HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n\r\n").await.ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).await.ok()?;
+        let (_, text) = ws_host_tests::http_get(self.addr, "/metrics").await;
         let total = |metric: &str| -> f64 {
             text.lines()
                 .filter(|l| l.starts_with(metric))
