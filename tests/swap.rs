@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use ws_host::codec::{ERROR, Event, Value};
+use ws_host::runtime::CacheUse;
 use ws_host::{Config, Sandbox};
 use ws_host_tests::{STEP, TestServer, guests, n, s};
 
@@ -174,6 +175,22 @@ async fn a_large_component_swaps_in_and_back() {
     assert!(big.len() > 1 << 20, "the big build is over 1 MB");
     server.handler.swap(big).await.expect("swap to the big build");
     assert_eq!(parse_reply(&client.request("bump", vec![n(1.0)]).await), (1, 3));
+}
+
+#[tokio::test]
+async fn the_compile_cache_answers_the_second_load_and_says_so() {
+    let dir = std::env::temp_dir().join(format!("ws-host-compile-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let runtime = ws_host::Runtime::with_cache(&dir).unwrap();
+    let config = Config::default();
+    let load = || ws_host::Handler::load_file(&runtime, guests::COUNTER_BIG.as_ref(), &config).unwrap().version();
+    let first = load();
+    let second = load();
+    assert_eq!((first.compile_cache, second.compile_cache), (CacheUse::Miss, CacheUse::Hit));
+    let uncached =
+        ws_host::Handler::load_file(ws_host_tests::runtime(), guests::COUNTER_BIG.as_ref(), &config).unwrap();
+    assert_eq!(uncached.version().compile_cache, CacheUse::Off);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]

@@ -165,6 +165,7 @@ impl Actor {
             to = version.number,
             digest = %version.digest,
             compile_ms = version.compile_time.as_millis() as u64,
+            compile_cache = %version.compile_cache,
             handed_over = old.save_state.is_some() && new.restore_state.is_some(),
             "swapped"
         );

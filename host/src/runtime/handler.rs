@@ -13,7 +13,7 @@ use super::actor::{AUTH_CHECK_FAILED, Actor, Job, reply_error};
 use super::metrics::{Refusal, Snapshot};
 use super::native::{self, NativeHandler};
 use super::schema::Schema;
-use super::version::{LoadError, Version, prepare};
+use super::version::{CacheUse, LoadError, Version, prepare};
 use crate::codec::{Event, Frame};
 use crate::config::Config;
 use crate::registry::{ClientId, Registry};
@@ -86,6 +86,7 @@ impl Handler {
             size: 0,
             loaded_at: SystemTime::now(),
             compile_time: Duration::ZERO,
+            compile_cache: CacheUse::Off,
             schema: Schema::native(),
         };
         let registry = Registry::new(config.outbound_queue);
@@ -277,6 +278,7 @@ fn log_version(name: &str, version: &Version, what: &str) {
         digest = %version.digest,
         bytes = version.size,
         compile_ms = version.compile_time.as_millis() as u64,
+        compile_cache = %version.compile_cache,
         events = %version.schema.event_names().join(", "),
         "{what}"
     );

@@ -30,7 +30,30 @@ pub struct Version {
     pub loaded_at: SystemTime,
     /// Time spent compiling (near zero on a cache hit).
     pub compile_time: Duration,
+    /// Whether the compiled artifact came from the compile cache.
+    pub compile_cache: CacheUse,
     pub schema: Schema,
+}
+
+/// What the compile cache did for one load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheUse {
+    /// No cache configured (or a native handler): nothing to look up.
+    Off,
+    /// Compiled from scratch, and stored for next time.
+    Miss,
+    /// Read back from the cache: no compile.
+    Hit,
+}
+
+impl std::fmt::Display for CacheUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CacheUse::Off => "off",
+            CacheUse::Miss => "miss",
+            CacheUse::Hit => "hit",
+        })
+    }
 }
 
 /// A version ready to serve: its instance is already running.
@@ -87,8 +110,16 @@ pub fn prepare(
     // Compiling a large component takes a while: say so before, and how long after.
     tracing::info!(handler = %name, bytes = bytes.len(), "compiling (instant when the compile cache has it)");
     let started = Instant::now();
+    let hits_before = runtime.cache_hits();
     let component = Component::new(engine, bytes).map_err(|cause| LoadError::Compile { name: named(), cause })?;
     let compile_time = started.elapsed();
+    // Another handler compiling at the same moment could count a hit here:
+    // harmless for a log line.
+    let compile_cache = match (hits_before, runtime.cache_hits()) {
+        (Some(before), Some(after)) if after > before => CacheUse::Hit,
+        (Some(_), _) => CacheUse::Miss,
+        _ => CacheUse::Off,
+    };
     let schema = Schema::read(engine, &component).map_err(|source| LoadError::Schema { name: named(), source })?;
     let pre = link(engine, &component, &schema).map_err(|cause| LoadError::Link { name: named(), cause })?;
     let live = Live::start(&pre, name.clone(), registry.clone(), config)
@@ -101,6 +132,7 @@ pub fn prepare(
         size: bytes.len(),
         loaded_at: SystemTime::now(),
         compile_time,
+        compile_cache,
         schema,
     };
     Ok(Candidate { version: Arc::new(version), pre, live })

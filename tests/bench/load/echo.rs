@@ -1,7 +1,9 @@
 //! Echo load: N connections, each sending `echo(text)` and reading the reply.
 //! Closed loop (one request in flight per connection: the server's capacity)
 //! or fixed rate (requests on a schedule, latency counted from the scheduled
-//! send time, so a server that falls behind cannot hide its queue).
+//! send time, so a server that falls behind cannot hide its queue). The chat
+//! servers get the chat's own round trip: `say` in a room of one, until the
+//! `said` comes back.
 
 use std::time::{Duration, Instant};
 
@@ -9,8 +11,9 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
 
-use crate::client::{connect, echo_request};
-use crate::servers::Server;
+use crate::client::{Ws, connect, decode, echo_request, event};
+use crate::servers::{Kind, Server};
+use ws_host::codec::Message;
 
 /// What one run measured: replies per second and their latency (us).
 pub struct Figures {
@@ -34,17 +37,22 @@ pub async fn closed_loop(server: &Server, connections: usize, payload: usize, ph
     let deadline = Instant::now() + phase;
     let tasks: Vec<_> = clients
         .into_iter()
-        .map(|mut ws| {
-            let ezez = server.kind.ezez();
+        .enumerate()
+        .map(|(n, mut ws)| {
+            let kind = server.kind;
             tokio::spawn(async move {
                 let text = "x".repeat(payload);
+                let room = format!("room-{n}");
+                if matches!(kind, Kind::Chat(_)) {
+                    ws.send(event("join", 1, vec![room.as_str().into()])).await.expect("send");
+                    expect_reply(ws.next().await);
+                }
                 let mut latency = Histogram::<u64>::new(3).unwrap();
-                let mut id = 0;
+                let mut id = 1;
                 while Instant::now() < deadline {
                     id += 1;
                     let started = Instant::now();
-                    ws.send(echo_request(ezez, id, &text)).await.expect("send");
-                    expect_reply(ws.next().await);
+                    round_trip(kind, &mut ws, id, &room, &text).await;
                     latency.record(started.elapsed().as_micros() as u64).unwrap();
                 }
                 let _ = ws.close(None).await;
@@ -101,7 +109,23 @@ pub async fn fixed_rate(server: &Server, connections: usize, payload: usize, rat
     collect(tasks, phase).await
 }
 
-async fn connect_all(server: &Server, connections: usize) -> Vec<crate::client::Ws> {
+/// One request and what answers it: the echo reply, or the chat's `said`.
+async fn round_trip(kind: Kind, ws: &mut Ws, id: u64, room: &str, text: &str) {
+    if !matches!(kind, Kind::Chat(_)) {
+        ws.send(echo_request(kind.ezez(), id, text)).await.expect("send");
+        return expect_reply(ws.next().await);
+    }
+    ws.send(event("say", id, vec![room.into(), text.into()])).await.expect("send");
+    loop {
+        match ws.next().await {
+            Some(Ok(frame)) if matches!(decode(&frame), Some(Message::Event(e)) if e.name == "said") => return,
+            Some(Ok(_)) => {}
+            other => panic!("connection failed: {other:?}"),
+        }
+    }
+}
+
+async fn connect_all(server: &Server, connections: usize) -> Vec<Ws> {
     let mut clients = Vec::with_capacity(connections);
     for _ in 0..connections {
         clients.push(connect(server.addr, "/", server.kind.ezez()).await);

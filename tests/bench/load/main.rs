@@ -6,9 +6,11 @@
 //! - `node`: Node.js with npm `ws` and `@ezez/utils`: what users run today;
 //! - `bare`: a bare tokio-tungstenite echo: what protocol and server cost.
 //!
-//! Phases: echo closed loop over connections x payloads; echo at a fixed
-//! rate of 80% of the native server's capacity; fan-out to room members;
-//! idle authenticated connections and the server's RSS per connection.
+//! Phases (`BENCH_PHASES`, all by default: "echo,fanout,idle,languages"):
+//! echo closed loop over connections x payloads, then at a fixed rate of 80%
+//! of the native server's capacity; fan-out to room members; idle
+//! authenticated connections and the server's RSS per connection; the chat
+//! example built in each language (round trips and memory).
 //!
 //! Run through `bash tests/bench/run.sh`, which pins the servers to one core
 //! and this generator to the other. Knobs (environment): `BENCH_SECONDS`
@@ -23,7 +25,7 @@ mod servers;
 
 use std::time::Duration;
 
-use servers::{Kind, Server};
+use servers::{Kind, Language, Server};
 
 /// The allocator `ws-host` runs with, so the native server compares like with like.
 #[global_allocator]
@@ -49,19 +51,31 @@ async fn main() {
     let payloads = knob("BENCH_PAYLOADS", "20,1024,16384");
     let members = knob("BENCH_MEMBERS", "1000")[0];
     let idle_count = knob("BENCH_IDLE", "10000")[0];
+    let phases = std::env::var("BENCH_PHASES").unwrap_or_else(|_| "echo,fanout,idle,languages".into());
+    let phases: Vec<&str> = phases.split(',').map(str::trim).collect();
     let cpu = std::env::var("SERVER_CPU").unwrap_or_else(|_| "-".into());
     println!("servers on cpu {cpu}, this generator elsewhere; {} s per row", phase.as_secs_f64());
 
-    let mut servers = Vec::new();
-    for kind in ECHO_SERVERS {
-        servers.push(Server::start(kind).await);
+    if phases.iter().any(|p| ["echo", "fanout"].contains(p)) {
+        let mut servers = Vec::new();
+        for kind in ECHO_SERVERS {
+            servers.push(Server::start(kind).await);
+        }
+        if phases.contains(&"echo") {
+            let native_capacity = echo_matrix(&servers, &connections, &payloads, phase).await;
+            handler_time(&servers).await;
+            fixed_rate(&servers, native_capacity * 0.8, phase).await;
+        }
+        if phases.contains(&"fanout") {
+            fanout(&servers, members).await;
+        }
     }
-    let native_capacity = echo_matrix(&servers, &connections, &payloads, phase).await;
-    handler_time(&servers).await;
-    fixed_rate(&servers, native_capacity * 0.8, phase).await;
-    fanout(&servers, members).await;
-    drop(servers);
-    idle(idle_count).await;
+    if phases.contains(&"idle") {
+        idle(idle_count).await;
+    }
+    if phases.contains(&"languages") {
+        languages(phase).await;
+    }
 }
 
 /// Echo closed loop over the matrix; returns the native server's msgs/s at
@@ -185,6 +199,37 @@ async fn idle(count: usize) {
         );
     }
     println!("\ntarget: wasm < 8 KiB per connection");
+}
+
+/// The chat example per language, each in its own fresh server: round trips
+/// (`say` in a room of one until `said` returns), handler time per event,
+/// and the server's RSS with the one instance, idle and after the load.
+async fn languages(phase: Duration) {
+    println!("\n## the chat example per language: say -> said round trips, 20 B\n");
+    println!(
+        "| build | msg/s, 1 conn | msg/s, 100 conns | p99 us, 100 conns | vs Rust | handler us/event | RSS idle | RSS after |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut rust_rate = None;
+    for language in Language::ALL {
+        let server = Server::start(Kind::Chat(language)).await;
+        let idle_rss = server.rss();
+        let one = echo::closed_loop(&server, 1, 20, phase).await;
+        let hundred = echo::closed_loop(&server, 100, 20, phase).await;
+        let handler = server.handler_time_per_event().await.unwrap_or_default();
+        let base = *rust_rate.get_or_insert(hundred.rate);
+        println!(
+            "| {} | {:.0} | {:.0} | {} | {:.2}x | {:.1} | {:.0} MiB | {:.0} MiB |",
+            language.label(),
+            one.rate,
+            hundred.rate,
+            hundred.p99(),
+            hundred.rate / base,
+            handler.as_secs_f64() * 1e6,
+            idle_rss as f64 / 1048576.0,
+            server.rss() as f64 / 1048576.0,
+        );
+    }
 }
 
 fn knob(name: &str, default: &str) -> Vec<usize> {

@@ -20,6 +20,37 @@ pub enum Kind {
     Node,
     /// A bare tokio-tungstenite echo: no protocol, no handler.
     Bare,
+    /// `ws-host run` with the chat example built in one language.
+    Chat(Language),
+}
+
+/// The languages the chat example is built in (issue #9).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Language {
+    Rust,
+    Python,
+    JavaScript,
+}
+
+impl Language {
+    pub const ALL: [Language; 3] = [Language::Rust, Language::Python, Language::JavaScript];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Language::Rust => "Rust",
+            Language::Python => "Python",
+            Language::JavaScript => "JavaScript",
+        }
+    }
+
+    fn chat(self) -> &'static str {
+        use ws_host_tests::guests;
+        match self {
+            Language::Rust => guests::CHAT,
+            Language::Python => guests::CHAT_PY,
+            Language::JavaScript => guests::CHAT_JS,
+        }
+    }
 }
 
 impl Kind {
@@ -29,6 +60,7 @@ impl Kind {
             Kind::Native => "native",
             Kind::Node => "node",
             Kind::Bare => "bare",
+            Kind::Chat(language) => language.label(),
         }
     }
 
@@ -52,13 +84,18 @@ pub struct Server {
 impl Server {
     pub async fn start(kind: Kind) -> Server {
         let me = std::env::current_exe().unwrap().to_string_lossy().into_owned();
+        let ws_host = || std::env::var("WS_HOST_BIN").expect("WS_HOST_BIN (see tests/bench/run.sh)");
         let (program, args): (String, Vec<String>) = match kind {
             Kind::Wasm => {
-                let ws_host = std::env::var("WS_HOST_BIN").expect("WS_HOST_BIN (see tests/bench/run.sh)");
                 let echo = std::env::var("GUEST_ECHO").unwrap_or_else(|_| ws_host_tests::guests::ECHO.into());
                 let fanout = format!("/fanout={}", ws_host_tests::guests::FANOUT);
                 let args = ["run", &echo, "--route", &fanout, "--port", "0", "--no-cache"];
-                (ws_host, args.map(String::from).to_vec())
+                (ws_host(), args.map(String::from).to_vec())
+            }
+            Kind::Chat(language) => {
+                // The default compile cache: what a restart costs, not a 30 s compile.
+                let args = ["run", language.chat(), "--port", "0"];
+                (ws_host(), args.map(String::from).to_vec())
             }
             Kind::Native => (me, vec!["--serve".into(), "native".into()]),
             Kind::Bare => (me, vec!["--serve".into(), "bare".into()]),
@@ -107,7 +144,7 @@ impl Server {
     /// Handler time per event from `/metrics` (ws-host servers only):
     /// the sum over every route divided by the count.
     pub async fn handler_time_per_event(&self) -> Option<std::time::Duration> {
-        if !matches!(self.kind, Kind::Wasm | Kind::Native) {
+        if matches!(self.kind, Kind::Node | Kind::Bare) {
             return None;
         }
         let (_, text) = ws_host_tests::http_get(self.addr, "/metrics").await;

@@ -8,7 +8,7 @@
 ws_host_guest::generate!({ world: "chat" });
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use example::chat::outgoing::{joined, left, said};
 use example::chat::types::Message;
@@ -23,7 +23,8 @@ const HISTORY: usize = 1000;
 #[derive(Default)]
 struct Room {
     seq: u32,
-    messages: Vec<Message>,
+    /// Oldest first; a deque, so dropping the oldest does not shift the rest.
+    messages: VecDeque<Message>,
 }
 
 thread_local! {
@@ -78,9 +79,9 @@ impl Incoming for Chat {
             state.seq += 1;
             let message = Message { room: room.clone(), author: nick(from), text, seq: state.seq };
             if state.messages.len() == HISTORY {
-                state.messages.remove(0);
+                state.messages.pop_front();
             }
-            state.messages.push(message.clone());
+            state.messages.push_back(message.clone());
             message
         });
         said(&Target::Room(room), &message);
@@ -88,8 +89,8 @@ impl Incoming for Chat {
 
     fn history(_from: ClientId, room: String, limit: u32) -> Vec<Message> {
         ROOMS.with_borrow(|rooms| {
-            let messages = rooms.get(&room).map(|r| r.messages.as_slice()).unwrap_or_default();
-            messages[messages.len().saturating_sub(limit as usize)..].to_vec()
+            let Some(messages) = rooms.get(&room).map(|r| &r.messages) else { return Vec::new() };
+            messages.iter().skip(messages.len().saturating_sub(limit as usize)).cloned().collect()
         })
     }
 }
