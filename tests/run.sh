@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what it needs (the
-# wasm32-wasip2 target, the npm packages of the compatibility suite), checks
+# wasm32-wasip2 target, Debian's redis-server for the cluster tests,
+# Chromium, the npm packages of the compatibility suite), checks
 # formatting and lints, runs the Rust tests (which build the guest
 # components) and the Node compatibility suite against the real binary.
 set -euo pipefail
@@ -11,6 +12,10 @@ step() { printf '\n== %s\n' "$*"; }
 step "toolchain"
 rustup target add wasm32-wasip2
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+# The cluster tests start their own redis-server on a free port.
+apt_install() { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; }
+command -v redis-server >/dev/null || apt_install redis-server
 
 step "format"
 cargo fmt --all -- --check
@@ -31,7 +36,7 @@ done
 step "Node suites: compatibility (npm ws + @ezez/utils), TypeScript types, the browser demo in Chromium"
 if ! command -v chromium >/dev/null; then
     # Debian's Chromium drives the browser demo test (playwright-core cannot download one here).
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    apt_install chromium
 fi
 cargo build -p ws-host
 target="${CARGO_TARGET_DIR:-$PWD/target}"

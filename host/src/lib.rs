@@ -15,6 +15,7 @@
 //! - [`bridge`]: wire values <-> WIT values;
 //! - [`runtime`]: wasmtime engine, handler instances, limits;
 //! - [`server`]: listeners and connections;
+//! - [`cluster`]: several nodes sharing rooms and broadcasts through Redis;
 //! - [`watch`]: hot swap on file changes;
 //! - [`inspect`]: event tables and TypeScript types from a component.
 //!
@@ -37,6 +38,7 @@
 //! ```
 
 pub mod bridge;
+pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod inspect;

@@ -1,20 +1,43 @@
 //! The host-side registry of one handler's clients: their outbound queues,
 //! authentication, contexts and rooms. It lives outside the guest so that it
 //! survives a trap or a swap of the handler.
+//!
+//! In a cluster (see [`crate::cluster`]) it also holds a view of the other
+//! nodes' clients (their authentication, context and rooms, as those nodes
+//! announce them), so that reads stay local and instant, and it tells its
+//! [`Peers`] every change of its own clients and every delivery that reaches
+//! beyond this node. Only a client's own node changes it; others read it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tokio::sync::{mpsc, watch};
 
 use crate::codec::{Frame, Message, OutgoingEvent};
 use crate::runtime::metrics::HandlerMetrics;
 
-/// A connection's id, unique in this process.
+/// A connection's id, unique in this process, and across a cluster: the
+/// high bits hold the node's number.
 pub type ClientId = u64;
 
+/// A cluster node's number (0 outside a cluster); [`node_of`] reads it back
+/// from a client id.
+pub type NodeId = u32;
+
+/// Where the node number starts in a client id: 2^40 connections per
+/// process, 2^24 nodes per cluster.
+const NODE_SHIFT: u32 = 40;
+
+/// The largest node number a client id can carry.
+pub const MAX_NODE: NodeId = (1 << (64 - NODE_SHIFT)) - 1;
+
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The node a client id was given out by.
+pub fn node_of(id: ClientId) -> NodeId {
+    (id >> NODE_SHIFT) as NodeId
+}
 
 /// Close code sent to a client whose outbound queue overflowed.
 pub const CLOSE_SLOW_READER: u16 = 1008;
@@ -90,6 +113,47 @@ impl CloseRequest {
     }
 }
 
+/// What other nodes know of a client: all but its connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientState {
+    pub id: ClientId,
+    pub authenticated: bool,
+    pub context: Option<String>,
+    pub rooms: BTreeSet<String>,
+}
+
+/// What a registry tells the other nodes of its cluster, and what it is
+/// told by them.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// A client as it is now: connected, or its auth, context or rooms changed.
+    Client(ClientState),
+    /// A client is gone.
+    Gone(ClientId),
+    /// Every client of a node. `hello` asks the others for theirs.
+    Snapshot { clients: Vec<ClientState>, hello: bool },
+    /// An event for the recipients of `target` on the other nodes.
+    Deliver { target: Target, event: Arc<OutgoingEvent> },
+    /// A request to close a client of another node.
+    Disconnect { id: ClientId, code: u16, reason: String },
+}
+
+/// Carries a registry's updates to the other nodes (see [`crate::cluster`]).
+/// Called with the registry locked, so updates leave in the order they
+/// happened: it must only queue.
+pub trait Peers: Send + Sync {
+    fn publish(&self, update: Update);
+}
+
+/// The registry joined a cluster too late or twice.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("the handler already serves clients: join the cluster before serving")]
+    HasClients,
+    #[error("the handler already belongs to a cluster")]
+    AlreadyJoined,
+}
+
 struct Client {
     id: ClientId,
     outbox: mpsc::Sender<Outbound>,
@@ -99,9 +163,23 @@ struct Client {
     rooms: BTreeSet<String>,
 }
 
+impl Client {
+    fn state(&self) -> ClientState {
+        ClientState {
+            id: self.id,
+            authenticated: self.authenticated,
+            context: self.context.clone(),
+            rooms: self.rooms.clone(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     clients: HashMap<ClientId, Client>,
+    /// Other nodes' clients, as last announced.
+    remote: HashMap<ClientId, ClientState>,
+    /// Members of each room, on every node.
     rooms: BTreeMap<String, BTreeSet<ClientId>>,
 }
 
@@ -110,13 +188,56 @@ pub struct Registry {
     state: Mutex<State>,
     queue_capacity: usize,
     metrics: Arc<HandlerMetrics>,
+    /// This node's number, in the high bits of every id it gives out.
+    id_base: AtomicU64,
+    peers: OnceLock<Arc<dyn Peers>>,
 }
 
 impl Registry {
     /// A registry whose clients each queue at most `queue_capacity` outbound
     /// messages; a client that falls further behind is disconnected.
     pub fn new(queue_capacity: usize) -> Arc<Self> {
-        Arc::new(Registry { state: Mutex::default(), queue_capacity: queue_capacity.max(1), metrics: Arc::default() })
+        Arc::new(Registry {
+            state: Mutex::default(),
+            queue_capacity: queue_capacity.max(1),
+            metrics: Arc::default(),
+            id_base: AtomicU64::new(0),
+            peers: OnceLock::new(),
+        })
+    }
+
+    /// Makes this registry node `node` of a cluster whose other nodes
+    /// `peers` reaches. Only before the first client connects: ids given
+    /// out before would not carry the node.
+    pub fn join_cluster(&self, node: NodeId, peers: Arc<dyn Peers>) -> Result<(), JoinError> {
+        let state = self.state();
+        if !state.clients.is_empty() {
+            return Err(JoinError::HasClients);
+        }
+        self.peers.set(peers).map_err(|_| JoinError::AlreadyJoined)?;
+        self.id_base.store(u64::from(node.min(MAX_NODE)) << NODE_SHIFT, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// This node's number (0 outside a cluster).
+    pub fn node(&self) -> NodeId {
+        (self.id_base.load(Ordering::Relaxed) >> NODE_SHIFT) as NodeId
+    }
+
+    fn is_local(&self, id: ClientId) -> bool {
+        node_of(id) == self.node()
+    }
+
+    /// Tells the other nodes, if any; called with the state locked.
+    fn tell(&self, update: impl FnOnce() -> Update) {
+        if let Some(peers) = self.peers.get() {
+            peers.publish(update());
+        }
+    }
+
+    /// Tells the other nodes how a local client is now.
+    fn announce(&self, client: &Client) {
+        self.tell(|| Update::Client(client.state()));
     }
 
     /// The handler's counters (deliveries are counted here).
@@ -131,7 +252,7 @@ impl Registry {
 
     /// Registers a new, unauthenticated client.
     pub fn connect(&self) -> Connection {
-        let id = NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
+        let id = self.id_base.load(Ordering::Relaxed) | NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.queue_capacity);
         let control = Arc::new(CloseRequest::default());
         let client = Client {
@@ -142,7 +263,9 @@ impl Registry {
             context: None,
             rooms: BTreeSet::new(),
         };
-        self.state().clients.insert(id, client);
+        let mut state = self.state();
+        self.announce(&client);
+        state.clients.insert(id, client);
         Connection { id, outbox: rx, control }
     }
 
@@ -153,58 +276,101 @@ impl Registry {
             for room in client.rooms {
                 leave_room(&mut state.rooms, &room, id);
             }
+            self.tell(|| Update::Gone(id));
+        }
+    }
+
+    /// Changes a local client and tells the other nodes; a client of
+    /// another node is left alone, with a warning naming `what`.
+    fn change(
+        &self,
+        id: ClientId,
+        what: &str,
+        change: impl FnOnce(&mut Client, &mut BTreeMap<String, BTreeSet<ClientId>>),
+    ) {
+        let mut state = self.state();
+        let State { clients, rooms, .. } = &mut *state;
+        match clients.get_mut(&id) {
+            Some(client) => {
+                change(client, rooms);
+                self.announce(client);
+            }
+            None if !self.is_local(id) => tracing::warn!(
+                client = id,
+                node = node_of(id),
+                "{what}: the client is connected to another node, and only its own node can change it"
+            ),
+            None => {}
         }
     }
 
     pub fn set_authenticated(&self, id: ClientId) {
-        if let Some(client) = self.state().clients.get_mut(&id) {
-            client.authenticated = true;
+        self.change(id, "set authenticated", |client, _| client.authenticated = true);
+    }
+
+    /// Whether a client of any node passed auth.
+    pub fn is_authenticated(&self, id: ClientId) -> bool {
+        let state = self.state();
+        match state.clients.get(&id) {
+            Some(client) => client.authenticated,
+            None => state.remote.get(&id).is_some_and(|c| c.authenticated),
         }
     }
 
-    pub fn is_authenticated(&self, id: ClientId) -> bool {
-        self.state().clients.get(&id).is_some_and(|c| c.authenticated)
-    }
-
+    /// A client's context, whichever node it is on.
     pub fn context(&self, id: ClientId) -> Option<String> {
-        self.state().clients.get(&id).and_then(|c| c.context.clone())
+        let state = self.state();
+        match state.clients.get(&id) {
+            Some(client) => client.context.clone(),
+            None => state.remote.get(&id).and_then(|c| c.context.clone()),
+        }
     }
 
     pub fn set_context(&self, id: ClientId, context: String) {
-        if let Some(client) = self.state().clients.get_mut(&id) {
-            client.context = Some(context);
-        }
+        self.change(id, "set-context", |client, _| client.context = Some(context));
     }
 
     pub fn join(&self, id: ClientId, room: &str) {
-        let mut state = self.state();
-        let Some(client) = state.clients.get_mut(&id) else { return };
-        client.rooms.insert(room.to_owned());
-        state.rooms.entry(room.to_owned()).or_default().insert(id);
+        self.change(id, "join", |client, rooms| {
+            client.rooms.insert(room.to_owned());
+            rooms.entry(room.to_owned()).or_default().insert(id);
+        });
     }
 
     pub fn leave(&self, id: ClientId, room: &str) {
-        let mut state = self.state();
-        if let Some(client) = state.clients.get_mut(&id) {
+        self.change(id, "leave", |client, rooms| {
             client.rooms.remove(room);
-        }
-        leave_room(&mut state.rooms, room, id);
+            leave_room(rooms, room, id);
+        });
     }
 
+    /// The members of a room on every node, in ascending order.
     pub fn members(&self, room: &str) -> Vec<ClientId> {
         self.state().rooms.get(room).map(|m| m.iter().copied().collect()).unwrap_or_default()
     }
 
+    /// The rooms of a client, whichever node it is on.
     pub fn rooms_of(&self, id: ClientId) -> Vec<String> {
-        self.state().clients.get(&id).map(|c| c.rooms.iter().cloned().collect()).unwrap_or_default()
+        let state = self.state();
+        let rooms = match state.clients.get(&id) {
+            Some(client) => &client.rooms,
+            None => match state.remote.get(&id) {
+                Some(client) => &client.rooms,
+                None => return Vec::new(),
+            },
+        };
+        rooms.iter().cloned().collect()
     }
 
+    /// Every client of every node, in ascending order.
     pub fn clients(&self) -> Vec<ClientId> {
-        let mut ids: Vec<_> = self.state().clients.keys().copied().collect();
+        let state = self.state();
+        let mut ids: Vec<_> = state.clients.keys().chain(state.remote.keys()).copied().collect();
         ids.sort_unstable();
         ids
     }
 
+    /// How many clients this node holds.
     pub fn len(&self) -> usize {
         self.state().clients.len()
     }
@@ -218,10 +384,13 @@ impl Registry {
         self.len() == 0
     }
 
-    /// Asks a client's connection to close.
+    /// Asks a client's connection to close, whichever node it is on.
     pub fn disconnect(&self, id: ClientId, code: u16, reason: &str) {
-        if let Some(client) = self.state().clients.get(&id) {
+        let state = self.state();
+        if let Some(client) = state.clients.get(&id) {
             client.control.request(code, reason);
+        } else if !self.is_local(id) {
+            self.tell(|| Update::Disconnect { id, code, reason: reason.to_owned() });
         }
     }
 
@@ -256,10 +425,29 @@ impl Registry {
         }
     }
 
-    /// Queues an event for every authenticated client `target` names; returns
-    /// how many got it.
+    /// Queues an event for every authenticated client `target` names, and
+    /// hands it to the other nodes when it reaches beyond this one; returns
+    /// how many clients of this node got it.
     pub fn deliver(&self, target: &Target, event: Arc<OutgoingEvent>) -> usize {
         let state = self.state();
+        if self.peers.get().is_some() {
+            let beyond = match target {
+                Target::Client(id) => (!self.is_local(*id)).then(|| target.clone()),
+                Target::Clients(ids) => {
+                    let remote: Vec<_> = ids.iter().copied().filter(|id| !self.is_local(*id)).collect();
+                    (!remote.is_empty()).then_some(Target::Clients(remote))
+                }
+                _ => Some(target.clone()),
+            };
+            if let Some(target) = beyond {
+                self.tell(|| Update::Deliver { target, event: event.clone() });
+            }
+        }
+        self.deliver_here(&state, target, event)
+    }
+
+    /// Delivers to the clients of this node only.
+    fn deliver_here(&self, state: &State, target: &Target, event: Arc<OutgoingEvent>) -> usize {
         let recipients: Vec<ClientId> = match target {
             Target::Client(id) => vec![*id],
             Target::Clients(ids) => ids.clone(),
@@ -279,6 +467,71 @@ impl Registry {
         self.metrics.event_out(event.name(), delivered);
         delivered
     }
+
+    /// Applies what node `node` told: its clients' changes, its deliveries,
+    /// its requests to close clients of this node. Claims about clients
+    /// that are not `node`'s are ignored.
+    pub fn apply(&self, node: NodeId, update: Update) {
+        let mut state = self.state();
+        match update {
+            Update::Client(client) if node_of(client.id) == node => put_remote(&mut state, client),
+            Update::Gone(id) if node_of(id) == node => forget_remote(&mut state, id),
+            Update::Snapshot { clients, .. } => {
+                forget_node(&mut state, node);
+                for client in clients.into_iter().filter(|c| node_of(c.id) == node) {
+                    put_remote(&mut state, client);
+                }
+            }
+            Update::Deliver { target, event } => {
+                self.deliver_here(&state, &target, event);
+            }
+            Update::Disconnect { id, code, reason } => {
+                if let Some(client) = state.clients.get(&id) {
+                    client.control.request(code, reason);
+                }
+            }
+            Update::Client(_) | Update::Gone(_) => {
+                tracing::warn!(node, "ignored a cluster update about a client of another node");
+            }
+        }
+    }
+
+    /// Forgets every client of a node that left or went silent; returns
+    /// how many there were.
+    pub fn forget_node(&self, node: NodeId) -> usize {
+        forget_node(&mut self.state(), node)
+    }
+
+    /// Tells the other nodes every client of this one (`hello`: and asks
+    /// for theirs). Under the lock, so no change can overtake it.
+    pub fn announce_all(&self, hello: bool) {
+        let state = self.state();
+        self.tell(|| Update::Snapshot { clients: state.clients.values().map(Client::state).collect(), hello });
+    }
+}
+
+fn put_remote(state: &mut State, client: ClientState) {
+    forget_remote(state, client.id);
+    for room in &client.rooms {
+        state.rooms.entry(room.clone()).or_default().insert(client.id);
+    }
+    state.remote.insert(client.id, client);
+}
+
+fn forget_remote(state: &mut State, id: ClientId) {
+    if let Some(old) = state.remote.remove(&id) {
+        for room in &old.rooms {
+            leave_room(&mut state.rooms, room, id);
+        }
+    }
+}
+
+fn forget_node(state: &mut State, node: NodeId) -> usize {
+    let ids: Vec<_> = state.remote.keys().copied().filter(|id| node_of(*id) == node).collect();
+    for &id in &ids {
+        forget_remote(state, id);
+    }
+    ids.len()
 }
 
 /// Queues without waiting; a full queue means a reader that does not keep
@@ -342,6 +595,99 @@ mod tests {
         assert_eq!(registry.rooms_of(a.id), Vec::<String>::new());
         registry.remove(b.id);
         assert!(registry.members("lobby").is_empty());
+    }
+
+    /// Keeps what a registry tells the other nodes, to relay by hand.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Update>>);
+
+    impl Peers for Recorder {
+        fn publish(&self, update: Update) {
+            self.0.lock().unwrap().push(update);
+        }
+    }
+
+    impl Recorder {
+        fn relay(&self, from: NodeId, to: &Registry) -> usize {
+            let updates: Vec<_> = self.0.lock().unwrap().drain(..).collect();
+            let count = updates.len();
+            updates.into_iter().for_each(|update| to.apply(from, update));
+            count
+        }
+    }
+
+    fn two_nodes() -> (Arc<Registry>, Arc<Recorder>, Arc<Registry>, Arc<Recorder>) {
+        let (a, b) = (Registry::new(8), Registry::new(8));
+        let (from_a, from_b) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+        a.join_cluster(1, from_a.clone()).unwrap();
+        b.join_cluster(2, from_b.clone()).unwrap();
+        (a, from_a, b, from_b)
+    }
+
+    #[test]
+    fn nodes_see_each_others_clients_and_deliver_once() {
+        let (a, from_a, b, from_b) = two_nodes();
+        let mut x = a.connect();
+        let mut y = b.connect();
+        assert_eq!((node_of(x.id), node_of(y.id)), (1, 2));
+        a.set_authenticated(x.id);
+        a.set_context(x.id, "ann".into());
+        a.join(x.id, "r");
+        b.set_authenticated(y.id);
+        b.join(y.id, "r");
+        from_a.relay(1, &b);
+        from_b.relay(2, &a);
+        assert_eq!((a.members("r"), b.members("r")), (vec![x.id, y.id], vec![x.id, y.id]));
+        assert_eq!(
+            (b.context(x.id), b.rooms_of(x.id), b.is_authenticated(x.id)),
+            (Some("ann".into()), vec!["r".into()], true)
+        );
+        assert_eq!(b.clients(), vec![x.id, y.id]);
+        assert_eq!(b.len(), 1, "only its own clients count as this node's");
+
+        // Each node delivers to its own members; relayed deliveries are not
+        // published again.
+        assert_eq!(a.deliver(&Target::Room("r".into()), event()), 1);
+        assert_eq!(from_a.relay(1, &b), 1);
+        assert!(x.outbox.try_recv().is_ok() && y.outbox.try_recv().is_ok());
+        assert!(x.outbox.try_recv().is_err() && y.outbox.try_recv().is_err());
+        assert_eq!(from_b.0.lock().unwrap().len(), 0);
+        // A delivery to this node's own client stays here.
+        a.deliver(&Target::Clients(vec![x.id]), event());
+        assert_eq!(from_a.0.lock().unwrap().len(), 0);
+
+        // Changes are made on the client's own node only.
+        b.join(x.id, "elsewhere");
+        assert_eq!(from_b.0.lock().unwrap().len(), 0);
+        // A disconnect reaches the other node.
+        a.disconnect(y.id, 4000, "bye");
+        from_a.relay(1, &b);
+        assert_eq!(y.control.current(), Some((4000, "bye".into())));
+        // Gone clients and forgotten nodes leave the rooms.
+        b.remove(y.id);
+        from_b.relay(2, &a);
+        assert_eq!(a.members("r"), vec![x.id]);
+        assert_eq!(b.forget_node(1), 1);
+        assert!(b.members("r").is_empty() && b.clients().is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_replaces_what_was_known_of_a_node() {
+        let (a, from_a, b, _) = two_nodes();
+        let x = a.connect();
+        a.join(x.id, "r");
+        let gone = a.connect();
+        from_a.relay(1, &b);
+        a.remove(gone.id);
+        from_a.0.lock().unwrap().clear(); // the news of its removal is lost...
+        a.announce_all(true); // ...and a snapshot puts it right
+        from_a.relay(1, &b);
+        assert_eq!(b.clients(), vec![x.id]);
+        assert_eq!(b.members("r"), vec![x.id]);
+        // Claims about another node's clients are ignored.
+        b.apply(3, Update::Gone(x.id));
+        assert_eq!(b.clients(), vec![x.id]);
+        assert!(matches!(a.join_cluster(5, from_a.clone()), Err(JoinError::HasClients)));
     }
 
     #[tokio::test]

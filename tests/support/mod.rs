@@ -2,6 +2,7 @@
 //! small ezez client over a real WebSocket.
 
 pub mod native;
+pub mod redis;
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;

@@ -31,6 +31,14 @@ impl OutgoingEvent {
         &self.name
     }
 
+    pub fn reply_to(&self) -> Option<u64> {
+        self.reply_to
+    }
+
+    pub fn args(&self) -> &[Value] {
+        &self.args
+    }
+
     /// The frame for one recipient, whose next event id is `id`.
     pub fn frame(&self, codec: Codec, id: u64) -> Frame {
         match codec {

@@ -1,10 +1,11 @@
 //! What one handler counts: events in and out by name, refused frames by
 //! reason, time spent in the guest per event, traps, swaps and the memory
-//! of its instance. Rendered as Prometheus text by `server::metrics`.
+//! of its instance, and its cluster traffic. Rendered as Prometheus text by
+//! `server::metrics`.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds of the handler-time histogram, in seconds.
@@ -47,6 +48,58 @@ pub struct HandlerMetrics {
     traps: AtomicU64,
     swaps: AtomicU64,
     memory_bytes: AtomicU64,
+    /// Counted by `crate::cluster` once the handler joins one.
+    pub cluster: ClusterCounters,
+}
+
+/// A handler's traffic with the other nodes of its cluster.
+#[derive(Debug, Default)]
+pub struct ClusterCounters {
+    pub joined: AtomicBool,
+    pub node: AtomicU64,
+    /// Whether the subscription to the other nodes is up.
+    pub connected: AtomicBool,
+    /// Other nodes heard from lately.
+    pub nodes: AtomicU64,
+    pub published: AtomicU64,
+    pub received: AtomicU64,
+    /// Notes for other nodes that could not be published (Redis down, or the
+    /// queue to it full): their deliveries and changes never left.
+    pub dropped: AtomicU64,
+    /// Notes other nodes published that never arrived (gaps in their
+    /// sequence numbers, e.g. while this node's subscription was down).
+    pub missed: AtomicU64,
+}
+
+/// [`ClusterCounters`] at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterSnapshot {
+    pub node: u64,
+    pub connected: bool,
+    pub nodes: u64,
+    pub published: u64,
+    pub received: u64,
+    pub dropped: u64,
+    pub missed: u64,
+}
+
+impl ClusterCounters {
+    pub fn add(counter: &AtomicU64, by: u64) {
+        counter.fetch_add(by, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> Option<ClusterSnapshot> {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        self.joined.load(Ordering::Relaxed).then(|| ClusterSnapshot {
+            node: read(&self.node),
+            connected: self.connected.load(Ordering::Relaxed),
+            nodes: read(&self.nodes),
+            published: read(&self.published),
+            received: read(&self.received),
+            dropped: read(&self.dropped),
+            missed: read(&self.missed),
+        })
+    }
 }
 
 /// A copy of the counters at one moment.
@@ -62,6 +115,8 @@ pub struct Snapshot {
     pub traps: u64,
     pub swaps: u64,
     pub memory_bytes: u64,
+    /// `None` outside a cluster.
+    pub cluster: Option<ClusterSnapshot>,
 }
 
 impl HandlerMetrics {
@@ -123,6 +178,7 @@ impl HandlerMetrics {
             traps: self.traps.load(Ordering::Relaxed),
             swaps: self.swaps.load(Ordering::Relaxed),
             memory_bytes: self.memory_bytes.load(Ordering::Relaxed),
+            cluster: self.cluster.snapshot(),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::time::UNIX_EPOCH;
 
 use super::endpoint::Endpoint;
-use crate::runtime::metrics::{Snapshot, TIME_BUCKETS};
+use crate::runtime::metrics::{ClusterSnapshot, Snapshot, TIME_BUCKETS};
 
 /// Renders the metrics of every `(route, endpoint)`.
 pub fn render(routes: &[(String, Endpoint)]) -> String {
@@ -80,6 +80,34 @@ fn counters(out: &mut String, routes: &[(String, Endpoint)]) {
     by_label("ws_host_instance_memory_bytes", "Linear memory of the handler's instance.", "gauge", "", &|s| {
         vec![(String::new(), s.memory_bytes)]
     });
+    if snapshots.iter().any(|(_, _, s)| s.cluster.is_some()) {
+        type Read = fn(&ClusterSnapshot) -> u64;
+        let cluster = |s: &Snapshot, f: Read| s.cluster.as_ref().map(|c| (String::new(), f(c))).into_iter().collect();
+        let families: [(&str, &str, &str, Read); 7] = [
+            ("ws_host_cluster_node", "This node's number in the cluster.", "gauge", |c| c.node),
+            ("ws_host_cluster_connected", "1 while subscribed to the other nodes.", "gauge", |c| {
+                u64::from(c.connected)
+            }),
+            ("ws_host_cluster_nodes", "Other nodes heard from lately.", "gauge", |c| c.nodes),
+            ("ws_host_cluster_published_total", "Notes published to the other nodes.", "counter", |c| c.published),
+            ("ws_host_cluster_received_total", "Notes received from the other nodes.", "counter", |c| c.received),
+            (
+                "ws_host_cluster_dropped_total",
+                "Notes for the other nodes that could not be published (Redis unreachable or queue full).",
+                "counter",
+                |c| c.dropped,
+            ),
+            (
+                "ws_host_cluster_missed_total",
+                "Notes other nodes published that never arrived here (gaps in their sequence).",
+                "counter",
+                |c| c.missed,
+            ),
+        ];
+        for (name, help, kind, value) in families {
+            by_label(name, help, kind, "", &|s| cluster(s, value));
+        }
+    }
     let name = "ws_host_handler_seconds";
     let _ = writeln!(out, "# HELP {name} Time spent in the handler per call.\n# TYPE {name} histogram");
     for (route, handler, snapshot) in &snapshots {

@@ -16,6 +16,7 @@ use tracing_subscriber::EnvFilter;
 /// server's instructions on them (see BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use ws_host::cluster::Cluster;
 use ws_host::server::{App, Endpoint};
 use ws_host::{BeforeAuth, Config, Handler, Runtime, RuntimeOptions};
 
@@ -86,6 +87,11 @@ struct RunArgs {
     /// Compile every handler on every start.
     #[arg(long)]
     no_cache: bool,
+    /// Share rooms, broadcasts and client lookups with every other ws-host
+    /// started with the same Redis URL, e.g. redis://127.0.0.1:6379 (see
+    /// the README's "Running several nodes").
+    #[arg(long, value_name = "REDIS_URL")]
+    cluster: Option<String>,
     /// Port to listen on; 0 picks a free one (the chosen port is printed) [default: 8080].
     #[arg(long, short)]
     port: Option<u16>,
@@ -133,6 +139,7 @@ struct RunPlan {
     static_dir: Option<PathBuf>,
     watch: bool,
     cache_dir: Option<PathBuf>,
+    cluster: Option<String>,
     address: SocketAddr,
     config: Config,
 }
@@ -168,6 +175,7 @@ impl RunArgs {
             static_dir: self.static_dir.or(file.static_dir),
             watch: self.watch || file.watch.unwrap_or(false),
             cache_dir,
+            cluster: self.cluster.or(file.cluster),
             address: SocketAddr::new(host, self.port.or(file.port).unwrap_or(8080)),
             config,
         })
@@ -243,9 +251,15 @@ async fn run(plan: RunPlan) -> anyhow::Result<()> {
         Runtime::with_options(&RuntimeOptions { cache_dir: plan.cache_dir, fuel: config.sandbox.fuel.is_some() })?;
     let mut app = App::new();
     let mut files = Vec::new();
+    let mut clusters = Vec::new();
     let handlers = plan.handler.iter().map(|path| (None, path)).chain(plan.routes.iter().map(|(r, p)| (Some(r), p)));
     for (route, path) in handlers {
         let handler = Handler::load_file(&runtime, path, &config)?;
+        if let Some(url) = &plan.cluster {
+            // Scoped by route: two routes serving one file stay apart.
+            let scope = route.map_or("default", String::as_str);
+            clusters.push(Cluster::join_scoped(&handler, url, scope).await?);
+        }
         let endpoint = Endpoint::new(handler.clone(), config.clone());
         app = match route {
             Some(route) => app.route(route.clone(), endpoint),
@@ -272,6 +286,9 @@ async fn run(plan: RunPlan) -> anyhow::Result<()> {
     // The one line on stdout: scripts and tests read the port from it.
     println!("ws-host listening on ws://{bound}");
     app.serve(listener, shutdown_signal()).await?;
+    for cluster in clusters {
+        cluster.leave().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

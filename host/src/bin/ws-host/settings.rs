@@ -50,6 +50,7 @@ pub struct FileSettings {
     pub watch: Option<bool>,
     pub cache_dir: Option<PathBuf>,
     pub no_cache: Option<bool>,
+    pub cluster: Option<String>,
     pub port: Option<u16>,
     pub host: Option<IpAddr>,
     pub log_format: Option<LogFormat>,

@@ -1,0 +1,154 @@
+//! Several ws-host nodes serving one application: rooms, broadcasts, client
+//! lookups and disconnects reach clients on every node, through Redis
+//! pub/sub (what the Socket.IO Redis adapter and Centrifugo use too).
+//!
+//! How it works, per handler (one Redis channel, `ws-host:<scope>`, where
+//! the scope is the handler's name or, in `ws-host run`, its route):
+//! - each node takes a number from Redis (`INCR ws-host:node`) when it joins
+//!   and puts it in the high bits of its client ids, so ids are unique
+//!   across the cluster and say which node holds a client;
+//! - each node publishes every change of its own clients (connected,
+//!   authenticated, context, rooms, gone) and keeps a view of the others'
+//!   ([`crate::registry`]): `members`, `rooms`, `get-context`, `clients`
+//!   and `is-authenticated` answer from memory for any client of the cluster;
+//! - a delivery that reaches beyond this node (`all`, `all-except`, `room`,
+//!   `room-except`, or clients of other nodes) is published once; every
+//!   other node delivers it to its own clients, and a node ignores what it
+//!   published itself, so each recipient gets it once;
+//! - a `disconnect` of another node's client is published to that node;
+//! - a node says hello with all its clients when it (re)subscribes, the
+//!   others answer with theirs; a heartbeat every second keeps a node in
+//!   the others' view, and a node silent for [`NODE_TIMEOUT`] (killed,
+//!   partitioned) is forgotten with its clients.
+//!
+//! When Redis goes away every node keeps serving its own clients; notes it
+//! cannot publish are counted as dropped (`ws_host_cluster_dropped_total`),
+//! notes it did not receive as missed (gaps in the sender's sequence
+//! numbers), and both connections retry with a capped exponential backoff.
+//! Nothing is stored in Redis but the node counter.
+
+mod link;
+mod note;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::AbortOnDropHandle;
+
+use crate::registry::{JoinError, MAX_NODE, NodeId, Peers, Update};
+use crate::runtime::Handler;
+use crate::runtime::metrics::ClusterCounters;
+use note::Note;
+
+/// How often a node says it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// How long a silent node stays in the others' view.
+pub const NODE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Notes waiting for Redis; beyond this they are dropped and counted.
+const QUEUE: usize = 16 * 1024;
+
+/// How long to wait for Redis when connecting or answering.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a handler could not join a cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("{url} is not a Redis URL ({source}): expected e.g. redis://127.0.0.1:6379")]
+    Url { url: String, source: redis::RedisError },
+    #[error("cannot reach the cluster's Redis at {url}: {source}; start Redis there, or run without --cluster")]
+    Unreachable { url: String, source: redis::RedisError },
+    #[error("handler {handler}: {source}")]
+    Join { handler: String, source: JoinError },
+}
+
+/// A handler's membership in a cluster. Dropping it stops the traffic
+/// abruptly (the others forget this node after [`NODE_TIMEOUT`]);
+/// [`Cluster::leave`] says goodbye first.
+pub struct Cluster {
+    node: NodeId,
+    queue: mpsc::Sender<Note>,
+    publisher: Option<AbortOnDropHandle<()>>,
+    _subscriber: AbortOnDropHandle<()>,
+    _heartbeat: AbortOnDropHandle<()>,
+}
+
+impl Cluster {
+    /// Joins `handler` to the cluster that meets at the Redis server `url`,
+    /// scoped by the handler's name (the same on every node); returns once
+    /// subscribed to the other nodes. Call it before the handler serves any
+    /// client.
+    pub async fn join(handler: &Handler, url: &str) -> Result<Cluster, ClusterError> {
+        Cluster::join_scoped(handler, url, handler.name()).await
+    }
+
+    /// Joins as [`Cluster::join`] does, in the scope `scope`: handlers of the
+    /// same scope on different nodes share rooms and broadcasts. Distinct
+    /// scopes for two routes that serve the same file keep them apart.
+    pub async fn join_scoped(handler: &Handler, url: &str, scope: &str) -> Result<Cluster, ClusterError> {
+        let client = redis::Client::open(url).map_err(|source| ClusterError::Url { url: url.into(), source })?;
+        let unreachable = |source| ClusterError::Unreachable { url: url.into(), source };
+        let mut connection = link::connect(&client).await.map_err(unreachable)?;
+        let number: u64 = connection.incr("ws-host:node", 1).await.map_err(unreachable)?;
+        let node = ((number - 1) % u64::from(MAX_NODE)) as NodeId + 1;
+
+        let registry = handler.registry().clone();
+        let counters = &registry.metrics().cluster;
+        let (queue, outbox) = mpsc::channel(QUEUE);
+        let peers = Arc::new(Outbox { queue: queue.clone(), metrics: registry.metrics().clone() });
+        registry
+            .join_cluster(node, peers)
+            .map_err(|source| ClusterError::Join { handler: handler.name().into(), source })?;
+        counters.node.store(u64::from(node), Ordering::Relaxed);
+        counters.joined.store(true, Ordering::Relaxed);
+
+        let channel = format!("ws-host:{scope}");
+        tracing::info!(handler = handler.name(), node, url, channel, "joined the cluster");
+        let link = Arc::new(link::Link::new(client, channel, node, registry));
+        let (subscribed, ready) = oneshot::channel();
+        let publisher = AbortOnDropHandle::new(tokio::spawn(link.clone().publish(outbox, connection)));
+        let subscriber = AbortOnDropHandle::new(tokio::spawn(link.clone().subscribe(subscribed)));
+        let heartbeat = AbortOnDropHandle::new(tokio::spawn(link.heartbeat(queue.clone())));
+        // Serving before hearing the others would miss their first broadcasts.
+        if !matches!(tokio::time::timeout(REDIS_TIMEOUT, ready).await, Ok(Ok(()))) {
+            let source = std::io::Error::new(std::io::ErrorKind::TimedOut, "no subscription within 2 s");
+            return Err(unreachable(source.into()));
+        }
+        Ok(Cluster { node, queue, publisher: Some(publisher), _subscriber: subscriber, _heartbeat: heartbeat })
+    }
+
+    /// This node's number: the high bits of its client ids.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// Tells the other nodes this one is leaving, so they forget its clients
+    /// at once, and waits (briefly) until that is published.
+    pub async fn leave(mut self) {
+        if self.queue.try_send(Note::Bye).is_ok()
+            && let Some(publisher) = self.publisher.take()
+        {
+            // The publisher ends once the goodbye is out.
+            let publisher = publisher.detach();
+            let _ = tokio::time::timeout(REDIS_TIMEOUT, publisher).await;
+        }
+    }
+}
+
+/// The registry's side of the link: queues, never waits.
+struct Outbox {
+    queue: mpsc::Sender<Note>,
+    metrics: Arc<crate::runtime::metrics::HandlerMetrics>,
+}
+
+impl Peers for Outbox {
+    fn publish(&self, update: Update) {
+        if self.queue.try_send(Note::Update(update)).is_err() {
+            ClusterCounters::add(&self.metrics.cluster.dropped, 1);
+        }
+    }
+}
