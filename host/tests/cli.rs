@@ -273,6 +273,18 @@ fn a_missing_file_is_a_one_line_error() {
 }
 
 #[test]
+fn an_unreachable_or_malformed_cluster_url_is_a_one_line_error() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("redis://127.0.0.1:{free}");
+    let stderr = fails(&["run", guests::ECHO, "--port", "0", "--cluster", &url]);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with(&format!("error: cannot reach the cluster's Redis at {url}")), "{stderr}");
+    assert!(stderr.contains("start Redis there, or run without --cluster"), "{stderr}");
+    let stderr = fails(&["run", guests::ECHO, "--port", "0", "--cluster", "http://example.com"]);
+    assert!(stderr.starts_with("error: http://example.com is not a Redis URL"), "{stderr}");
+}
+
+#[test]
 fn a_file_that_is_not_a_handler_is_a_one_line_error() {
     let garbage = std::env::temp_dir().join(format!("ws-host-garbage-{}.wasm", std::process::id()));
     std::fs::write(&garbage, b"definitely not wasm").unwrap();

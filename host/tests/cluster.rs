@@ -30,8 +30,24 @@ impl Node {
     }
 
     fn serving(handler: &str, redis: &RedisServer) -> Node {
+        Node::run(&[handler, "--cluster", &redis.url()])
+    }
+
+    /// The same, with the cluster named in a config file instead of a flag.
+    fn configured(redis: &RedisServer) -> Node {
+        let file = std::env::temp_dir().join(format!("ws-host-cluster-{}.toml", std::process::id()));
+        let settings = format!("handler = {:?}\ncluster = {:?}\n", guests::FIXTURE, redis.url());
+        std::fs::write(&file, settings).unwrap();
+        let node = Node::run(&["--config", file.to_str().unwrap()]);
+        std::fs::remove_file(file).unwrap();
+        node
+    }
+
+    fn run(args: &[&str]) -> Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ws-host"))
-            .args(["run", handler, "--port", "0", "--no-cache", "--cluster", &redis.url()])
+            .arg("run")
+            .args(args)
+            .args(["--port", "0", "--no-cache"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()
@@ -133,7 +149,7 @@ async fn pings(client: &mut Client, count: usize) -> BTreeSet<u32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_share_every_target_rooms_lookups_and_kicks() {
     let redis = RedisServer::start();
-    let nodes = [Node::start(&redis), Node::start(&redis), Node::start(&redis)];
+    let nodes = [Node::start(&redis), Node::start(&redis), Node::configured(&redis)];
     let mut a = nodes[0].client("a").await;
     let mut a2 = nodes[0].client("a2").await;
     let mut b = nodes[1].client("b").await;
