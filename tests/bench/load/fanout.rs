@@ -2,6 +2,8 @@
 //! publishes numbered messages to it, at most `window` broadcasts in flight.
 //! A broadcast is complete when the last member has it; every member checks
 //! the sequence numbers it sees, so a lost or reordered message counts.
+//! Given several servers (the nodes of a cluster), the members are spread
+//! over them in turn and the publisher talks to the first.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -32,11 +34,10 @@ struct Progress {
     window: Semaphore,
 }
 
-pub async fn run(server: &Server, members: usize, broadcasts: u32, window: usize, payload: usize) -> Figures {
-    let path = server.kind.fanout_path();
+pub async fn run(servers: &[&Server], members: usize, broadcasts: u32, window: usize, payload: usize) -> Figures {
     let mut joined = Vec::with_capacity(members);
-    for _ in 0..members {
-        let mut ws = connect(server.addr, path, true).await;
+    for server in servers.iter().cycle().take(members) {
+        let mut ws = connect(server.addr, server.kind.fanout_path(), true).await;
         ws.send(event("join", 1, vec!["bench".into()])).await.unwrap();
         ws.next().await.expect("join reply").expect("join reply");
         joined.push(ws);
@@ -51,7 +52,7 @@ pub async fn run(server: &Server, members: usize, broadcasts: u32, window: usize
     });
     let readers: Vec<_> = joined.into_iter().map(|ws| tokio::spawn(member(ws, broadcasts, progress.clone()))).collect();
 
-    let mut publisher = connect(server.addr, path, true).await;
+    let mut publisher = connect(servers[0].addr, servers[0].kind.fanout_path(), true).await;
     let text = "x".repeat(payload);
     let started = Instant::now();
     for seq in 1..=broadcasts {

@@ -6,11 +6,13 @@
 //! - `node`: Node.js with npm `ws` and `@ezez/utils`: what users run today;
 //! - `bare`: a bare tokio-tungstenite echo: what protocol and server cost.
 //!
-//! Phases (`BENCH_PHASES`, all by default: "echo,fanout,idle,languages"):
+//! Phases (`BENCH_PHASES`, all by default: "echo,fanout,idle,languages,cluster"):
 //! echo closed loop over connections x payloads, then at a fixed rate of 80%
 //! of the native server's capacity; fan-out to room members; idle
 //! authenticated connections and the server's RSS per connection; the chat
-//! example built in each language (round trips and memory).
+//! example built in each language (round trips and memory); fan-out with
+//! the room's members spread over 1, 2 and 3 cluster nodes sharing a
+//! `redis-server` (which runs unpinned).
 //!
 //! Run through `bash tests/bench/run.sh`, which pins the servers to one core
 //! and this generator to the other. Knobs (environment): `BENCH_SECONDS`
@@ -51,7 +53,7 @@ async fn main() {
     let payloads = knob("BENCH_PAYLOADS", "20,1024,16384");
     let members = knob("BENCH_MEMBERS", "1000")[0];
     let idle_count = knob("BENCH_IDLE", "10000")[0];
-    let phases = std::env::var("BENCH_PHASES").unwrap_or_else(|_| "echo,fanout,idle,languages".into());
+    let phases = std::env::var("BENCH_PHASES").unwrap_or_else(|_| "echo,fanout,idle,languages,cluster".into());
     let phases: Vec<&str> = phases.split(',').map(str::trim).collect();
     let cpu = std::env::var("SERVER_CPU").unwrap_or_else(|_| "-".into());
     println!("servers on cpu {cpu}, this generator elsewhere; {} s per row", phase.as_secs_f64());
@@ -75,6 +77,9 @@ async fn main() {
     }
     if phases.contains(&"languages") {
         languages(phase).await;
+    }
+    if phases.contains(&"cluster") {
+        cluster(members).await;
     }
 }
 
@@ -164,7 +169,7 @@ async fn fanout(servers: &[Server], members: usize) {
     let mut rows = Vec::new();
     for kind in FANOUT_SERVERS {
         let server = servers.iter().find(|s| s.kind == kind).unwrap();
-        rows.push((kind, fanout::run(server, members, BROADCASTS, WINDOW, 20).await));
+        rows.push((kind, fanout::run(&[server], members, BROADCASTS, WINDOW, 20).await));
     }
     let rate = |kind| rows.iter().find(|(k, _)| *k == kind).map_or(f64::NAN, |(_, f)| f.deliveries_per_second);
     for (kind, figures) in &rows {
@@ -228,6 +233,42 @@ async fn languages(phase: Duration) {
             handler.as_secs_f64() * 1e6,
             idle_rss as f64 / 1048576.0,
             server.rss() as f64 / 1048576.0,
+        );
+    }
+}
+
+/// Fan-out across cluster nodes, beside the same server alone: what Redis
+/// and the second hop cost.
+async fn cluster(members: usize) {
+    const BROADCASTS: u32 = 400;
+    const WINDOW: usize = 16;
+    println!(
+        "\n## fan-out across cluster nodes: {BROADCASTS} broadcasts of 20 B to {members} members, {WINDOW} in flight\n"
+    );
+    println!("| setup | deliveries/s | p50 us | p99 us | lost | vs one node |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let redis = ws_host_tests::redis::RedisServer::start();
+    let alone = Server::start(Kind::Wasm).await;
+    let baseline = fanout::run(&[&alone], members, BROADCASTS, WINDOW, 20).await;
+    drop(alone);
+    let mut rows = vec![("one node, no cluster".to_owned(), baseline)];
+    for count in 1..=3 {
+        let mut nodes = Vec::new();
+        for _ in 0..count {
+            nodes.push(Server::clustered(&redis.url()).await);
+        }
+        let figures = fanout::run(&nodes.iter().collect::<Vec<_>>(), members, BROADCASTS, WINDOW, 20).await;
+        rows.push((format!("{count} node(s) with --cluster, members spread, publisher on the first"), figures));
+    }
+    let base = rows[0].1.deliveries_per_second;
+    for (setup, figures) in &rows {
+        println!(
+            "| {setup} | {:.0} | {} | {} | {} | {:.2}x |",
+            figures.deliveries_per_second,
+            figures.latency.value_at_quantile(0.5),
+            figures.latency.value_at_quantile(0.99),
+            figures.lost,
+            figures.deliveries_per_second / base,
         );
     }
 }

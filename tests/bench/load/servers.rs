@@ -81,17 +81,29 @@ pub struct Server {
     child: Child,
 }
 
+fn ws_host() -> String {
+    std::env::var("WS_HOST_BIN").expect("WS_HOST_BIN (see tests/bench/run.sh)")
+}
+
+/// `ws-host run` with the echo and fan-out contracts.
+fn wasm_args() -> Vec<String> {
+    let echo = std::env::var("GUEST_ECHO").unwrap_or_else(|_| ws_host_tests::guests::ECHO.into());
+    let fanout = format!("/fanout={}", ws_host_tests::guests::FANOUT);
+    ["run", &echo, "--route", &fanout, "--port", "0", "--no-cache"].map(String::from).to_vec()
+}
+
 impl Server {
+    /// The WebAssembly server as one node of the cluster meeting at `redis`.
+    pub async fn clustered(redis: &str) -> Server {
+        let mut args = wasm_args();
+        args.extend(["--cluster".into(), redis.into()]);
+        Server::spawn(Kind::Wasm, ws_host(), args).await
+    }
+
     pub async fn start(kind: Kind) -> Server {
         let me = std::env::current_exe().unwrap().to_string_lossy().into_owned();
-        let ws_host = || std::env::var("WS_HOST_BIN").expect("WS_HOST_BIN (see tests/bench/run.sh)");
         let (program, args): (String, Vec<String>) = match kind {
-            Kind::Wasm => {
-                let echo = std::env::var("GUEST_ECHO").unwrap_or_else(|_| ws_host_tests::guests::ECHO.into());
-                let fanout = format!("/fanout={}", ws_host_tests::guests::FANOUT);
-                let args = ["run", &echo, "--route", &fanout, "--port", "0", "--no-cache"];
-                (ws_host(), args.map(String::from).to_vec())
-            }
+            Kind::Wasm => (ws_host(), wasm_args()),
             Kind::Chat(language) => {
                 // The default compile cache: what a restart costs, not a 30 s compile.
                 let args = ["run", language.chat(), "--port", "0"];
@@ -104,6 +116,10 @@ impl Server {
                 ("node".into(), vec![script.into()])
             }
         };
+        Server::spawn(kind, program, args).await
+    }
+
+    async fn spawn(kind: Kind, program: String, args: Vec<String>) -> Server {
         let mut command = match std::env::var("SERVER_CPU") {
             Ok(cpu) => {
                 let mut c = Command::new("taskset");
