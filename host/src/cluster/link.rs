@@ -15,7 +15,7 @@ use redis::{AsyncConnectionConfig, RedisResult};
 use tokio::sync::{mpsc, oneshot};
 
 use super::note::{self, Note, Received};
-use super::{HEARTBEAT, NODE_TIMEOUT, REDIS_TIMEOUT};
+use super::{CLAIM, HEARTBEAT, NODE_TIMEOUT, REDIS_TIMEOUT, claim_key};
 use crate::registry::{NodeId, Registry, Update};
 use crate::runtime::metrics::ClusterCounters;
 
@@ -61,6 +61,9 @@ impl Link {
         let mut backoff = Backoff::default();
         let mut seq = 0;
         let mut batch = Vec::with_capacity(BATCH);
+        // Renew the claim on this node's number at once after reconnecting:
+        // Redis may have restarted empty, and a new node could take it.
+        let mut renew = false;
         while outbox.recv_many(&mut batch, BATCH).await > 0 {
             let leaving = batch.iter().any(|note| matches!(note, Note::Bye));
             if connection.is_none() && backoff.due() {
@@ -68,6 +71,7 @@ impl Link {
                     Ok(reconnected) => {
                         tracing::info!(channel = %self.channel, "publishing to the other nodes again");
                         connection = Some(reconnected);
+                        renew = true;
                         backoff.reset();
                     }
                     Err(error) => backoff.failed(&self.channel, "publish", &error),
@@ -76,8 +80,15 @@ impl Link {
             let sent = match connection.as_mut() {
                 Some(redis) => {
                     let mut pipe = redis::pipe();
+                    // Heartbeats renew this node's claim on its number; the goodbye gives it back.
+                    if std::mem::take(&mut renew) || batch.iter().any(|note| matches!(note, Note::Heartbeat)) {
+                        pipe.set_ex(claim_key(self.node), "live", CLAIM.as_secs()).ignore();
+                    }
                     for (n, note) in (1..).zip(&batch) {
                         pipe.publish(&self.channel, note::encode(self.node, seq + n, note)).ignore();
+                    }
+                    if leaving {
+                        pipe.del(claim_key(self.node)).ignore();
                     }
                     pipe.query_async::<()>(redis).await
                 }

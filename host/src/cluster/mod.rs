@@ -25,7 +25,8 @@
 //! cannot publish are counted as dropped (`ws_host_cluster_dropped_total`),
 //! notes it did not receive as missed (gaps in the sender's sequence
 //! numbers), and both connections retry with a capped exponential backoff.
-//! Nothing is stored in Redis but the node counter.
+//! Redis stores nothing but the node counter and one expiring key per live
+//! node number.
 
 mod link;
 mod note;
@@ -93,8 +94,7 @@ impl Cluster {
         let client = redis::Client::open(url).map_err(|source| ClusterError::Url { url: url.into(), source })?;
         let unreachable = |source| ClusterError::Unreachable { url: url.into(), source };
         let mut connection = link::connect(&client).await.map_err(unreachable)?;
-        let number: u64 = connection.incr("ws-host:node", 1).await.map_err(unreachable)?;
-        let node = ((number - 1) % u64::from(MAX_NODE)) as NodeId + 1;
+        let node = claim_node(&mut connection).await.map_err(unreachable)?;
 
         let registry = handler.registry().clone();
         let counters = &registry.metrics().cluster;
@@ -135,6 +135,32 @@ impl Cluster {
             // The publisher ends once the goodbye is out.
             let publisher = publisher.detach();
             let _ = tokio::time::timeout(REDIS_TIMEOUT, publisher).await;
+        }
+    }
+}
+
+/// How long a node's number stays taken without a heartbeat renewing it.
+const CLAIM: Duration = Duration::from_secs(10);
+
+/// The Redis key that says a node number is taken.
+fn claim_key(node: NodeId) -> String {
+    format!("ws-host:node:{node}")
+}
+
+/// Takes the next node number that no live node holds: the counter hands
+/// out candidates, a key per live node (renewed by its heartbeats) says
+/// which are taken. The key matters after the counter restarts, with Redis,
+/// while older nodes still run.
+async fn claim_node(redis: &mut redis::aio::MultiplexedConnection) -> redis::RedisResult<NodeId> {
+    loop {
+        let number: u64 = redis.incr("ws-host:node", 1).await?;
+        let node = ((number - 1) % u64::from(MAX_NODE)) as NodeId + 1;
+        let options = redis::SetOptions::default()
+            .conditional_set(redis::ExistenceCheck::NX)
+            .with_expiration(redis::SetExpiry::EX(CLAIM.as_secs()));
+        let claimed: Option<String> = redis.set_options(claim_key(node), "live", options).await?;
+        if claimed.is_some() {
+            return Ok(node);
         }
     }
 }
