@@ -71,7 +71,9 @@ pub struct SendBudget {
 impl SendBudget {
     /// Takes one send of `size` bytes from the budget; an error (which traps
     /// the guest) when the call has sent too many or the message is too big.
-    pub fn spend(&mut self, size: usize, what: &str) -> wasmtime::Result<()> {
+    /// `what` names the message in the error (a `Display`, so that naming
+    /// it costs nothing when nothing fails).
+    pub fn spend(&mut self, size: usize, what: impl std::fmt::Display) -> wasmtime::Result<()> {
         if self.left == 0 {
             wasmtime::bail!("flood: more than {} outgoing events in one call", self.per_call);
         }

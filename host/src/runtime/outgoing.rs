@@ -29,7 +29,7 @@ pub fn add_to_linker(
             let args: Vec<_> = args.iter().zip(&event.params).map(|(v, (_, ty))| from_wit(v, ty)).collect();
             let state = store.data_mut();
             let size: usize = args.iter().map(Value::size_hint).sum();
-            state.sends.spend(size, &format!("`{}`", event.wire_name))?;
+            state.sends.spend(size, format_args!("`{}`", event.wire_name))?;
             let frame = Arc::new(Frame::new(event.wire_name.clone(), None, args));
             state.registry.deliver(&target, frame);
             Ok(())
