@@ -35,9 +35,24 @@ pub use to_wit::{Mismatch, to_wit};
 use heck::ToLowerCamelCase;
 use wasmtime::component::types::Type;
 
-/// The wire name of a WIT name: `echo-bytes` -> `echoBytes`.
+/// The wire name of a WIT name: `echo-bytes` -> `echoBytes`. Record fields
+/// are renamed on every value that crosses, so the common shape (lowercase
+/// words and hyphens) is done by hand; heck does the rest (acronyms, digits).
 pub fn wire_name(wit_name: &str) -> String {
-    wit_name.to_lower_camel_case()
+    if !wit_name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') || wit_name.contains("--") {
+        return wit_name.to_lower_camel_case();
+    }
+    let mut name = String::with_capacity(wit_name.len());
+    for (i, word) in wit_name.split('-').filter(|w| !w.is_empty()).enumerate() {
+        let mut chars = word.chars();
+        if i > 0
+            && let Some(first) = chars.next()
+        {
+            name.push(first.to_ascii_uppercase());
+        }
+        name.push_str(chars.as_str());
+    }
+    name
 }
 
 /// Whether values of `ty` can cross the wire; the reason when not.
@@ -90,5 +105,18 @@ pub fn describe(ty: &Type) -> String {
         Type::Option(option) => format!("{} or null", describe(&option.ty())),
         Type::Result(_) => "{tag: \"ok\" | \"err\", val}".into(),
         _ => "value of an unsupported type".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_match_heck_whichever_path_makes_them() {
+        let names = ["echo", "echo-bytes", "long-label", "exec-all", "a-b-c", "HTTP-request", "v2-name", "x1", "url"];
+        for name in names {
+            assert_eq!(wire_name(name), name.to_lower_camel_case(), "{name}");
+        }
     }
 }

@@ -15,7 +15,7 @@ pub fn decode(text: &str) -> Result<Value, CodecError> {
 /// cannot tag, become arrays of numbers.
 pub fn encode(value: &Value, out: &mut Vec<u8>) {
     match value {
-        Value::Object(entries) => write_object(&js_sorted_keys(entries), out),
+        Value::Object(entries) => write_object(js_sorted_keys(entries).into_iter(), out),
         other => write(other, out),
     }
 }
@@ -81,26 +81,37 @@ fn write(value: &Value, out: &mut Vec<u8>) {
             out.push(b'"');
         }
         Value::String(s) => write_json_string("s:", s, out),
-        Value::Bytes(bytes) => write_array(bytes.iter().map(|b| Value::Number(f64::from(*b))), out),
-        Value::Array(items) => write_array(items.iter().cloned(), out),
-        Value::Object(entries) => write_object(&js_property_order(entries), out),
-    }
-}
-
-fn write_array(items: impl Iterator<Item = Value>, out: &mut Vec<u8>) {
-    out.push(b'[');
-    for (i, item) in items.enumerate() {
-        if i > 0 {
-            out.push(b',');
+        Value::Bytes(bytes) => {
+            out.push(b'[');
+            for (i, byte) in bytes.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write(&Value::Number(f64::from(*byte)), out);
+            }
+            out.push(b']');
         }
-        write(&item, out);
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write(item, out);
+            }
+            out.push(b']');
+        }
+        // Most objects have no integer-like key: their order is as written.
+        Value::Object(entries) if entries.iter().all(|(key, _)| array_index(key).is_none()) => {
+            write_object(entries.iter(), out)
+        }
+        Value::Object(entries) => write_object(js_property_order(entries).into_iter(), out),
     }
-    out.push(b']');
 }
 
-fn write_object(entries: &[&(String, Value)], out: &mut Vec<u8>) {
+fn write_object<'a>(entries: impl Iterator<Item = &'a (String, Value)>, out: &mut Vec<u8>) {
     out.push(b'{');
-    for (i, (key, value)) in entries.iter().enumerate() {
+    for (i, (key, value)) in entries.enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -112,12 +123,44 @@ fn write_object(entries: &[&(String, Value)], out: &mut Vec<u8>) {
 }
 
 /// A JSON string literal of `prefix + text`, escaped exactly as
-/// `JSON.stringify` escapes (serde_json does the same for valid UTF-8).
+/// `JSON.stringify` (and serde_json) escape: `"`, `\` and the control
+/// characters, the common ones by letter, the rest as `\u00xx`. The prefix
+/// is a plain ASCII tag.
 fn write_json_string(prefix: &str, text: &str, out: &mut Vec<u8>) {
-    let mut joined = String::with_capacity(prefix.len() + text.len());
-    joined.push_str(prefix);
-    joined.push_str(text);
-    serde_json::to_writer(&mut *out, &joined).expect("writing to a Vec cannot fail");
+    out.push(b'"');
+    out.extend_from_slice(prefix.as_bytes());
+    let bytes = text.as_bytes();
+    let mut plain = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[plain..i]);
+        plain = i + 1;
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 0xf)],
+            ]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+    }
+    out.extend_from_slice(&bytes[plain..]);
+    out.push(b'"');
 }
 
 /// The order `JSON.stringify` writes an object's keys in: integer-like keys
@@ -286,6 +329,18 @@ mod tests {
         assert!(matches!(decode(r#""plain""#), Err(CodecError::UnknownTag(_))));
         assert!(matches!(decode("{"), Err(CodecError::Json(_))));
         assert_eq!(decode(r#""b:yes""#).unwrap(), Value::Bool(false));
+    }
+
+    #[test]
+    fn every_string_escapes_as_serde_json_does() {
+        let mut texts: Vec<String> = (0u8..0x80).map(|b| format!("a{}b", b as char)).collect();
+        texts.extend(["", "plain", "\u{7f}\u{80}é\u{2028}😀", "\"\\\n\u{1}"].map(String::from));
+        for text in texts {
+            let mut ours = Vec::new();
+            write_json_string("s:", &text, &mut ours);
+            let theirs = serde_json::to_string(&format!("s:{text}")).unwrap();
+            assert_eq!(String::from_utf8(ours).unwrap(), theirs, "{text:?}");
+        }
     }
 
     #[test]
