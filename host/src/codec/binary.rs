@@ -46,7 +46,7 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
         Value::String(s) => push_element(b'f', s.as_bytes(), out),
         Value::Bytes(b) => push_element(b't', b, out),
         other => {
-            let mut json = Vec::new();
+            let mut json = Vec::with_capacity(128);
             tagged::encode(other, &mut json);
             push_element(b'j', &json, out);
         }
@@ -64,11 +64,26 @@ pub fn encode<'a>(values: impl IntoIterator<Item = &'a Value>) -> Vec<u8> {
 
 fn push_element(mark: u8, payload: &[u8], out: &mut Vec<u8>) {
     out.reserve(payload.len() + 24);
-    out.extend_from_slice(payload.len().to_string().as_bytes());
+    push_decimal(payload.len(), out);
     out.push(mark);
     out.push(0);
     out.extend_from_slice(payload);
     out.push(0);
+}
+
+/// The decimal digits of `n`, without going through a `String`.
+fn push_decimal(mut n: usize, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 fn parse_length(digits: &[u8]) -> Result<usize, CodecError> {
@@ -86,6 +101,15 @@ fn utf8(payload: &[u8]) -> Result<&str, CodecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lengths_print_as_decimal() {
+        for n in [0, 7, 10, 99, 100, 16384, usize::MAX] {
+            let mut out = Vec::new();
+            push_decimal(n, &mut out);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+    }
 
     fn frame(bytes: &[u8]) -> Bytes {
         Bytes::copy_from_slice(bytes)

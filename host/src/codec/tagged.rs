@@ -72,13 +72,12 @@ fn write(value: &Value, out: &mut Vec<u8>) {
         Value::Bool(false) => out.extend_from_slice(b"\"b:\""),
         Value::Number(n) => {
             out.extend_from_slice(b"\"n:");
-            out.extend_from_slice(js_number_to_string(*n).as_bytes());
+            out.extend_from_slice(ryu_js::Buffer::new().format(*n).as_bytes());
             out.push(b'"');
         }
         Value::BigInt(i) => {
-            out.extend_from_slice(b"\"i:");
-            out.extend_from_slice(i.to_string().as_bytes());
-            out.push(b'"');
+            use std::io::Write as _;
+            let _ = write!(out, "\"i:{i}\"");
         }
         Value::String(s) => write_json_string("s:", s, out),
         Value::Bytes(bytes) => {
@@ -127,9 +126,15 @@ fn write_object<'a>(entries: impl Iterator<Item = &'a (String, Value)>, out: &mu
 /// characters, the common ones by letter, the rest as `\u00xx`. The prefix
 /// is a plain ASCII tag.
 fn write_json_string(prefix: &str, text: &str, out: &mut Vec<u8>) {
+    let bytes = text.as_bytes();
+    out.reserve(prefix.len() + bytes.len() + 2);
     out.push(b'"');
     out.extend_from_slice(prefix.as_bytes());
-    let bytes = text.as_bytes();
+    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut plain = 0;
     for (i, &byte) in bytes.iter().enumerate() {
         let escape: &[u8] = match byte {
