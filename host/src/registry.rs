@@ -418,10 +418,14 @@ impl Registry {
         }
     }
 
-    /// Queues a raw WebSocket message for one authenticated client.
+    /// Queues a raw WebSocket message for one authenticated client of this
+    /// node (raw messages do not cross nodes: the other node's handler
+    /// answers its own clients).
     pub fn send_raw(&self, id: ClientId, frame: Frame) {
         if let Some(client) = self.state().clients.get(&id).filter(|c| c.authenticated) {
             push(client, Outbound::Raw(Box::new(frame)));
+        } else if !self.is_local(id) {
+            tracing::warn!(client = id, node = node_of(id), "send-raw: the client is connected to another node");
         }
     }
 

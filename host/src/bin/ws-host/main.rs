@@ -51,12 +51,19 @@ struct FileArgs {
 }
 
 impl FileArgs {
-    /// Reads and checks the handler as `run` would; its name and version.
+    /// Reads and checks the handler as `run` would, through the same compile
+    /// cache (a megabytes-large handler is then inspected in a blink after
+    /// it ran once); its name and version.
     fn check(&self) -> anyhow::Result<(String, Vec<u8>, std::sync::Arc<ws_host::runtime::Version>)> {
         let bytes = std::fs::read(&self.handler)
             .map_err(|e| anyhow::anyhow!("cannot read handler {}: {e}", self.handler.display()))?;
         let name = self.handler.file_stem().map_or_else(|| "handler".into(), |s| s.to_string_lossy().into_owned());
-        let version = Handler::check(&Runtime::new()?, &name, &bytes, &Config::default())?;
+        let cached = default_cache_dir().and_then(|dir| Runtime::with_cache(&dir).ok());
+        let runtime = match cached {
+            Some(runtime) => runtime,
+            None => Runtime::new()?,
+        };
+        let version = Handler::check(&runtime, &name, &bytes, &Config::default())?;
         Ok((name, bytes, version))
     }
 }
