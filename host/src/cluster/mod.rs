@@ -27,6 +27,25 @@
 //! numbers), and both connections retry with a capped exponential backoff.
 //! Redis stores nothing but the node counter and one expiring key per live
 //! node number.
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! use ws_host::cluster::Cluster;
+//! use ws_host::{Config, Handler, Runtime};
+//!
+//! let config = Config::default();
+//! let handler = Handler::load_file(&Runtime::new()?, "chat.wasm".as_ref(), &config)?;
+//! // Before serving: client ids must carry this node's number.
+//! let cluster = Cluster::join(&handler, "redis://127.0.0.1:6379").await?;
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+//! let stop = async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! };
+//! ws_host::server::serve(listener, handler, config, stop).await?;
+//! cluster.leave().await;
+//! # Ok(())
+//! # }
+//! ```
 
 mod link;
 mod note;
