@@ -72,7 +72,7 @@ fn write(value: &Value, out: &mut Vec<u8>) {
         Value::Bool(false) => out.extend_from_slice(b"\"b:\""),
         Value::Number(n) => {
             out.extend_from_slice(b"\"n:");
-            out.extend_from_slice(ryu_js::Buffer::new().format(*n).as_bytes());
+            write_js_number(*n, out);
             out.push(b'"');
         }
         Value::BigInt(i) => {
@@ -198,7 +198,22 @@ fn array_index(key: &str) -> Option<u32> {
 
 /// `String(n)` of JavaScript.
 pub fn js_number_to_string(n: f64) -> String {
-    ryu_js::Buffer::new().format(n).to_owned()
+    let mut out = Vec::new();
+    write_js_number(n, &mut out);
+    String::from_utf8(out).expect("digits are ASCII")
+}
+
+/// `String(n)` of JavaScript, appended. Whole numbers (event ids, counts)
+/// take a short path: below 1e21 JavaScript prints them as plain digits,
+/// which is what ryu-js does the long way.
+fn write_js_number(n: f64, out: &mut Vec<u8>) {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        use std::io::Write as _;
+        // `as` is exact for these; -0 prints as 0, as in JavaScript.
+        let _ = write!(out, "{}", n as i64);
+    } else {
+        out.extend_from_slice(ryu_js::Buffer::new().format(n).as_bytes());
+    }
 }
 
 /// `Number(text)` of JavaScript: never fails, garbage is NaN.
@@ -302,6 +317,32 @@ mod tests {
             "\"s:quote\\\" back\\\\ nl\\n tab\\t nul\\u0000 del\u{7f} é 👋\""
         );
         assert_eq!(decode(&encode_to_string(&Value::from(s))).unwrap(), Value::from(s));
+    }
+
+    #[test]
+    fn whole_numbers_print_as_ryu_js_prints_them() {
+        let samples = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            42.0,
+            1e3,
+            123456789.0,
+            999999999999999.0,
+            -999999999999999.0,
+            1e15,
+            1e20,
+            1e21,
+            0.5,
+            -2.25,
+            1e-7,
+            f64::NAN,
+            f64::INFINITY,
+        ];
+        for n in samples {
+            assert_eq!(js_number_to_string(n), ryu_js::Buffer::new().format(n), "{n}");
+        }
     }
 
     #[test]
