@@ -6,6 +6,13 @@ use super::{CodecError, Value};
 
 /// Parses one `j` payload.
 pub fn decode(text: &str) -> Result<Value, CodecError> {
+    // A lone leaf without escapes (event ids, reply ids, numbers, null: most
+    // `j` elements) needs no JSON parser.
+    if let Some(leaf) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))
+        && !leaf.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
+    {
+        return untag(leaf);
+    }
     let json: serde_json::Value = serde_json::from_str(text).map_err(|e| CodecError::Json(e.to_string()))?;
     from_json(json)
 }
@@ -317,6 +324,20 @@ mod tests {
             "\"s:quote\\\" back\\\\ nl\\n tab\\t nul\\u0000 del\u{7f} é 👋\""
         );
         assert_eq!(decode(&encode_to_string(&Value::from(s))).unwrap(), Value::from(s));
+    }
+
+    #[test]
+    fn lone_leaves_decode_as_the_json_parser_decodes_them() {
+        let leaves =
+            ["\"n:1\"", "\"l:\"", "\"u:\"", "\"s:plain\"", "\"i:12\"", "\"b:1\"", "\"x:1\"", "\"n:abc\"", "\"\""];
+        for text in leaves {
+            let slow = serde_json::from_str(text).map_err(|e| CodecError::Json(e.to_string())).and_then(from_json);
+            assert_eq!(format!("{:?}", decode(text)), format!("{slow:?}"), "{text}");
+        }
+        // Escapes, control characters and anything else go to the parser.
+        assert_eq!(decode("\"s:a\\\"b\"").unwrap(), Value::String("a\"b".into()));
+        assert!(decode("\"s:a\u{1}\"").is_err());
+        assert!(decode(" \"n:1\"").is_ok());
     }
 
     #[test]
