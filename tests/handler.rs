@@ -156,3 +156,17 @@ async fn shutdown_closes_every_client_with_1001_and_tells_the_handler() {
     stopping.await.unwrap();
     assert!(registry.is_empty());
 }
+
+#[test]
+fn events_of_strings_take_the_typed_path_and_others_the_dynamic_one() {
+    use ws_host::runtime::schema::TextCall;
+    let bytes = std::fs::read(guests::FIXTURE).unwrap();
+    let version = ws_host::Handler::check(ws_host_tests::runtime(), "fixture", &bytes, &Config::default()).unwrap();
+    let shape = |name: &str| version.schema.incoming.get(name).unwrap().text_call;
+    assert_eq!(shape("echoString"), Some(TextCall { strings: 1, reply: true }));
+    assert_eq!(shape("crash"), Some(TextCall { strings: 1, reply: false }), "sender, then a string");
+    assert_eq!(shape("setCtx"), Some(TextCall { strings: 1, reply: false }));
+    for dynamic in ["echoBytes", "echoU32", "pair", "whoami", "join", "send"] {
+        assert_eq!(shape(dynamic), None, "{dynamic}");
+    }
+}

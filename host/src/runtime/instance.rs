@@ -10,7 +10,7 @@ use wasmtime::{Store, StoreLimitsBuilder};
 
 use super::bindings::{RawMessage, Request};
 use super::host::{HostState, SendBudget};
-use super::schema::{IncomingEvent, Lifecycle};
+use super::schema::{IncomingEvent, Lifecycle, TextCall};
 use crate::config::Config;
 use crate::registry::{ClientId, Registry};
 
@@ -61,6 +61,9 @@ impl Live {
         sender: ClientId,
         args: Vec<Val>,
     ) -> wasmtime::Result<Vec<Val>> {
+        if let Some(shape) = event.text_call {
+            return self.call_text(event, shape, sender, &args);
+        }
         let func = self.instance.get_func(&mut self.store, event.export).context("event function not found")?;
         let mut params = Vec::with_capacity(args.len() + 1);
         if event.takes_sender {
@@ -71,6 +74,39 @@ impl Live {
         self.begin_call()?;
         func.call(&mut self.store, &params, &mut results)?;
         Ok(results)
+    }
+
+    /// The typed path of [`TextCall`] signatures; the same results as the
+    /// dynamic call.
+    fn call_text(
+        &mut self,
+        event: &IncomingEvent,
+        shape: TextCall,
+        sender: ClientId,
+        args: &[Val],
+    ) -> wasmtime::Result<Vec<Val>> {
+        let text = |i: usize| match args.get(i) {
+            Some(Val::String(text)) => Ok(text.as_str()),
+            other => Err(wasmtime::format_err!("argument {i} of {} is {other:?}, not a string", event.wit_name)),
+        };
+        let (index, what) = (&event.export, event.wit_name.as_str());
+        macro_rules! call {
+            ($($param:ty),* ; $params:expr) => {
+                if shape.reply {
+                    let (reply,) = self.call_typed::<($($param,)*), (String,)>(index, what, $params)?;
+                    vec![Val::String(reply)]
+                } else {
+                    self.call_typed::<($($param,)*), ()>(index, what, $params)?;
+                    Vec::new()
+                }
+            };
+        }
+        Ok(match (event.takes_sender, shape.strings) {
+            (true, 1) => call!(u64, &str; (sender, text(0)?)),
+            (true, _) => call!(u64, &str, &str; (sender, text(0)?, text(1)?)),
+            (false, 1) => call!(&str; (text(0)?,)),
+            (false, _) => call!(&str, &str; (text(0)?, text(1)?)),
+        })
     }
 
     /// `on-auth`: `Ok(Err(reason))` is a rejection, `Err` a failure.
