@@ -22,6 +22,8 @@ struct Node {
     child: Child,
     url: String,
     addr: SocketAddr,
+    /// Its log lines, as they come (also echoed to the test's stderr).
+    log: std::sync::mpsc::Receiver<String>,
 }
 
 impl Node {
@@ -48,15 +50,43 @@ impl Node {
             .arg("run")
             .args(args)
             .args(["--port", "0", "--no-cache"])
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn,ws_host::cluster=info")
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn ws-host");
+        let (lines, log) = std::sync::mpsc::channel();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                let _ = lines.send(line);
+            }
+        });
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read stdout");
         let url = line.trim().strip_prefix("ws-host listening on ").unwrap_or_else(|| panic!("first line {line:?}"));
         let addr = url.strip_prefix("ws://").unwrap().parse().unwrap();
-        Node { child, url: url.to_owned(), addr }
+        Node { child, url: url.to_owned(), addr, log }
+    }
+
+    /// Waits for a log line that contains `text`.
+    fn logs(&self, text: &str) {
+        let started = Instant::now();
+        while let Some(left) = CONVERGE.checked_sub(started.elapsed()) {
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("no log line with {text:?}");
+    }
+
+    /// Asks the process to stop (SIGTERM), as a deployment would.
+    fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
     }
 
     async fn client(&self, key: &str) -> Client {
@@ -287,4 +317,10 @@ async fn the_chat_reads_nicknames_of_clients_on_other_nodes() {
         assert_eq!(said.name, "said");
         assert!(!client.has_backlog());
     }
+
+    // A node stopped with SIGTERM says goodbye: the other forgets its
+    // clients at once, not after the silence that marks a crashed node.
+    nodes[1].terminate();
+    nodes[0].logs("a node left the cluster");
+    assert_eq!(ann.request("join", vec![s("lobby")]).await.args, [Value::Array(vec![s("ann")])]);
 }
