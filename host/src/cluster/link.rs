@@ -77,46 +77,48 @@ impl Link {
                     Err(error) => backoff.failed(&self.channel, "publish", &error),
                 }
             }
-            let sent = match connection.as_mut() {
-                Some(redis) => {
-                    let mut pipe = redis::pipe();
-                    // Heartbeats renew this node's claim on its number; the goodbye gives it back.
-                    if std::mem::take(&mut renew) || batch.iter().any(|note| matches!(note, Note::Heartbeat)) {
-                        pipe.set_ex(claim_key(self.node), "live", CLAIM.as_secs()).ignore();
-                    }
-                    for (n, note) in (1..).zip(&batch) {
-                        pipe.publish(&self.channel, note::encode(self.node, seq + n, note)).ignore();
-                    }
-                    if leaving {
-                        pipe.del(claim_key(self.node)).ignore();
-                    }
-                    pipe.query_async::<()>(redis).await
-                }
-                None => Ok(()),
-            };
             let count = batch.len() as u64;
-            match (sent, &connection) {
-                (Ok(()), Some(_)) => {
-                    seq += count;
-                    ClusterCounters::add(&self.counters().published, count);
-                }
-                (Ok(()), None) => ClusterCounters::add(&self.counters().dropped, count),
-                (Err(error), _) => {
-                    tracing::warn!(
-                        channel = %self.channel,
-                        dropped = count,
-                        "lost the cluster's Redis while publishing ({error}): serving this node's clients only, reconnecting"
-                    );
-                    ClusterCounters::add(&self.counters().dropped, count);
-                    connection = None;
-                    backoff.failed(&self.channel, "publish", &error);
-                }
+            match connection.as_mut() {
+                None => ClusterCounters::add(&self.counters().dropped, count),
+                Some(redis) => match self.send(redis, &batch, seq, std::mem::take(&mut renew)).await {
+                    Ok(()) => {
+                        seq += count;
+                        ClusterCounters::add(&self.counters().published, count);
+                    }
+                    Err(error) => {
+                        tracing::warn!(
+                            channel = %self.channel,
+                            dropped = count,
+                            "lost the cluster's Redis while publishing ({error}): serving this node's clients only, reconnecting"
+                        );
+                        ClusterCounters::add(&self.counters().dropped, count);
+                        connection = None;
+                        backoff.failed(&self.channel, "publish", &error);
+                    }
+                },
             }
             batch.clear();
             if leaving {
                 return;
             }
         }
+    }
+
+    /// Publishes `batch` (numbered from `seq + 1`) in one pipelined round
+    /// trip. Heartbeats (and `renew`) renew this node's claim on its number;
+    /// the goodbye gives it back.
+    async fn send(&self, redis: &mut MultiplexedConnection, batch: &[Note], seq: u64, renew: bool) -> RedisResult<()> {
+        let mut pipe = redis::pipe();
+        if renew || batch.iter().any(|note| matches!(note, Note::Heartbeat)) {
+            pipe.set_ex(claim_key(self.node), "live", CLAIM.as_secs()).ignore();
+        }
+        for (n, note) in (1..).zip(batch) {
+            pipe.publish(&self.channel, note::encode(self.node, seq + n, note)).ignore();
+        }
+        if batch.iter().any(|note| matches!(note, Note::Bye)) {
+            pipe.del(claim_key(self.node)).ignore();
+        }
+        pipe.query_async(redis).await
     }
 
     /// Applies what the other nodes publish, resubscribing whenever the
@@ -237,8 +239,13 @@ impl Link {
             }
             let silent: Vec<NodeId> = {
                 let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-                let silent = peers.iter().filter(|(_, p)| p.seen.elapsed() > NODE_TIMEOUT).map(|(n, _)| *n).collect();
-                peers.retain(|_, p| p.seen.elapsed() <= NODE_TIMEOUT);
+                let now = Instant::now();
+                let silent: Vec<NodeId> =
+                    peers.iter().filter(|(_, p)| now - p.seen > NODE_TIMEOUT).map(|(node, _)| *node).collect();
+                // The same list leaves the view and is forgotten: no node in between.
+                for node in &silent {
+                    peers.remove(node);
+                }
                 self.counters().nodes.store(peers.len() as u64, Ordering::Relaxed);
                 silent
             };
