@@ -123,7 +123,6 @@ impl Cluster {
             .join_cluster(node, peers)
             .map_err(|source| ClusterError::Join { handler: handler.name().into(), source })?;
         counters.node.store(u64::from(node), Ordering::Relaxed);
-        counters.joined.store(true, Ordering::Relaxed);
 
         let channel = format!("ws-host:{scope}");
         tracing::info!(handler = handler.name(), node, url, channel, "joined the cluster");

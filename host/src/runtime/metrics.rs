@@ -55,7 +55,8 @@ pub struct HandlerMetrics {
 /// A handler's traffic with the other nodes of its cluster.
 #[derive(Debug, Default)]
 pub struct ClusterCounters {
-    pub joined: AtomicBool,
+    /// This node's number; 0 until the handler joins a cluster (numbers
+    /// start at 1).
     pub node: AtomicU64,
     /// Whether the subscription to the other nodes is up.
     pub connected: AtomicBool,
@@ -90,8 +91,9 @@ impl ClusterCounters {
 
     fn snapshot(&self) -> Option<ClusterSnapshot> {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        self.joined.load(Ordering::Relaxed).then(|| ClusterSnapshot {
-            node: read(&self.node),
+        let node = read(&self.node);
+        (node > 0).then(|| ClusterSnapshot {
+            node,
             connected: self.connected.load(Ordering::Relaxed),
             nodes: read(&self.nodes),
             published: read(&self.published),
