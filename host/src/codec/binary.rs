@@ -71,19 +71,10 @@ fn push_element(mark: u8, payload: &[u8], out: &mut Vec<u8>) {
     out.push(0);
 }
 
-/// The decimal digits of `n`, without going through a `String`.
-fn push_decimal(mut n: usize, out: &mut Vec<u8>) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[start..]);
+/// The decimal digits of `n`, written in place (no `String` on the way).
+fn push_decimal(n: usize, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    let _ = write!(out, "{n}");
 }
 
 fn parse_length(digits: &[u8]) -> Result<usize, CodecError> {
