@@ -117,16 +117,16 @@ impl Drop for Node {
     }
 }
 
-/// Repeats a request until its reply's client ids are `want`: the cluster
-/// converges, it does not jump.
-async fn until_ids(client: &mut Client, event: &str, args: Vec<Value>, want: &[u64]) {
+/// Repeats a request until `want` accepts its reply: the cluster converges,
+/// it does not jump.
+async fn until_reply(client: &mut Client, event: &str, args: Vec<Value>, want: impl Fn(&Event) -> bool) {
     let started = Instant::now();
     loop {
-        let got = ids(&client.request(event, args.clone()).await);
-        if got == want {
+        let reply = client.request(event, args.clone()).await;
+        if want(&reply) {
             return;
         }
-        assert!(started.elapsed() < CONVERGE, "{event}: still {got:?} after {CONVERGE:?}, want {want:?}");
+        assert!(started.elapsed() < CONVERGE, "{event}: still {:?} after {CONVERGE:?}", reply.args);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -197,7 +197,7 @@ async fn three_nodes_share_every_target_rooms_lookups_and_kicks() {
     all.sort_unstable();
     // Every node lists every client of the cluster.
     for client in [&mut a, &mut b, &mut c] {
-        until_ids(client, "allClients", vec![], &all).await;
+        until_reply(client, "allClients", vec![], |reply| ids(reply) == all).await;
     }
 
     // Rooms span nodes: membership is visible everywhere.
@@ -206,7 +206,7 @@ async fn three_nodes_share_every_target_rooms_lookups_and_kicks() {
     }
     let mut members = vec![id_a, id_b, id_c];
     members.sort_unstable();
-    until_ids(&mut c, "join", vec![s("r")], &members).await;
+    until_reply(&mut c, "join", vec![s("r")], |reply| ids(reply) == members).await;
 
     // Every target, each recipient once, wherever it is connected.
     a.send("send", vec![s("all"), n(1.0)]).await;
@@ -233,7 +233,7 @@ async fn three_nodes_share_every_target_rooms_lookups_and_kicks() {
     a.send("kick", vec![Value::BigInt(id_c.into()), n(4001.0), s("kicked from A")]).await;
     assert_eq!(c.closed().await.0, (4001, "kicked from A".to_owned()));
     let without_c: Vec<u64> = all.iter().copied().filter(|id| *id != id_c).collect();
-    until_ids(&mut b, "allClients", vec![], &without_c).await;
+    until_reply(&mut b, "allClients", vec![], |reply| ids(reply) == without_c).await;
     assert_eq!(nodes[0].metric("nodes").await, 2);
     assert_eq!(nodes[0].metric("dropped_total").await, 0);
 }
@@ -258,7 +258,7 @@ async fn a_killed_node_is_forgotten_and_delivery_resumes_after_redis_restarts() 
     assert_eq!(pings(&mut c, 1).await, [1].into());
     let mut survivors = vec![id_a, id_c];
     survivors.sort_unstable();
-    until_ids(&mut a, "join", vec![s("r")], &survivors).await;
+    until_reply(&mut a, "join", vec![s("r")], |reply| ids(reply) == survivors).await;
 
     // Redis goes away: each node serves its own clients; what could not
     // reach the other node is counted as dropped, not delivered late.
@@ -283,7 +283,7 @@ async fn a_killed_node_is_forgotten_and_delivery_resumes_after_redis_restarts() 
     a.send("send", vec![s("room:r"), n(4.0)]).await;
     assert_eq!(pings(&mut a, 1).await, [4].into());
     assert_eq!(pings(&mut c, 1).await, [4].into());
-    until_ids(&mut c, "join", vec![s("r")], &survivors).await;
+    until_reply(&mut c, "join", vec![s("r")], |reply| ids(reply) == survivors).await;
 
     // Redis restarted empty, so its node counter starts again: a node that
     // joins now still gets a number no live node holds.
@@ -303,11 +303,7 @@ async fn the_chat_reads_nicknames_of_clients_on_other_nodes() {
     // Bob's node answers with both nicknames once it has heard of Ann:
     // her context (the nickname) is read on the other node.
     let both = Value::Array(vec![s("ann"), s("bob")]);
-    let started = Instant::now();
-    while bob.request("join", vec![s("lobby")]).await.args != [both.clone()] {
-        assert!(started.elapsed() < CONVERGE, "bob's node never listed ann");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_reply(&mut bob, "join", vec![s("lobby")], |reply| reply.args == [both.clone()]).await;
     // Ann heard Bob join through her own node, exactly once.
     let joined = ann.next_event().await;
     assert_eq!((joined.name.as_str(), joined.args), ("joined", vec![s("lobby"), s("bob")]));
