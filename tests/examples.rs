@@ -24,37 +24,29 @@ async fn echo_replies_with_text_and_bytes() {
     assert_eq!(empty_key.auth("").await, Message::AuthOk);
 }
 
-// The chat tests run against every build of the chat contract.
+// The chat tests run against every build of the chat contract: a module per
+// build (`chat_in_python::rejects_an_empty_nickname`), the same tests in each.
+macro_rules! chat_builds {
+    ($($build:ident => $wasm:path),* $(,)?) => {$(
+        mod $build {
+            #[tokio::test]
+            async fn rooms_messages_history_and_leaving() {
+                super::chat_rooms_messages_history_and_leaving($wasm).await;
+            }
 
-#[tokio::test]
-async fn chat_in_rust_rooms_messages_history_and_leaving() {
-    chat_rooms_messages_history_and_leaving(guests::CHAT).await;
+            #[tokio::test]
+            async fn rejects_an_empty_nickname() {
+                super::chat_rejects_an_empty_nickname($wasm).await;
+            }
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn chat_in_python_rooms_messages_history_and_leaving() {
-    chat_rooms_messages_history_and_leaving(guests::CHAT_PY).await;
-}
-
-#[tokio::test]
-async fn chat_in_rust_rejects_an_empty_nickname() {
-    chat_rejects_an_empty_nickname(guests::CHAT).await;
-}
-
-#[tokio::test]
-async fn chat_in_python_rejects_an_empty_nickname() {
-    chat_rejects_an_empty_nickname(guests::CHAT_PY).await;
-}
-
-#[tokio::test]
-async fn chat_in_javascript_rooms_messages_history_and_leaving() {
-    chat_rooms_messages_history_and_leaving(guests::CHAT_JS).await;
-}
-
-#[tokio::test]
-async fn chat_in_javascript_rejects_an_empty_nickname() {
-    chat_rejects_an_empty_nickname(guests::CHAT_JS).await;
-}
+chat_builds!(
+    chat_in_rust => ws_host_tests::guests::CHAT,
+    chat_in_python => ws_host_tests::guests::CHAT_PY,
+    chat_in_javascript => ws_host_tests::guests::CHAT_JS,
+);
 
 async fn chat_rooms_messages_history_and_leaving(build: &str) {
     let server = TestServer::start(build).await;
