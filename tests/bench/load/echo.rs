@@ -15,13 +15,21 @@ use crate::client::{Ws, connect, decode, echo_request, event};
 use crate::servers::{Kind, Server};
 use ws_host::codec::Message;
 
-/// What one run measured: replies per second and their latency (us).
+/// What one run measured: replies per second, their latency (us), and the
+/// CPU time the server spent meanwhile.
 pub struct Figures {
     pub rate: f64,
     pub latency: Histogram<u64>,
+    pub server_cpu: Duration,
 }
 
 impl Figures {
+    /// The server's CPU time per reply, in microseconds: what a message
+    /// costs the server whether or not the generator kept it busy.
+    pub fn cpu_per_message(&self) -> f64 {
+        self.server_cpu.as_secs_f64() * 1e6 / self.latency.len().max(1) as f64
+    }
+
     pub fn p50(&self) -> u64 {
         self.latency.value_at_quantile(0.5)
     }
@@ -34,6 +42,7 @@ impl Figures {
 /// `connections` clients in a closed loop for `phase`.
 pub async fn closed_loop(server: &Server, connections: usize, payload: usize, phase: Duration) -> Figures {
     let clients = connect_all(server, connections).await;
+    let cpu = server.cpu_time();
     let deadline = Instant::now() + phase;
     let tasks: Vec<_> = clients
         .into_iter()
@@ -60,13 +69,14 @@ pub async fn closed_loop(server: &Server, connections: usize, payload: usize, ph
             })
         })
         .collect();
-    collect(tasks, phase).await
+    collect(server, cpu, tasks, phase).await
 }
 
 /// `connections` clients sending `rate` requests per second in all, evenly
 /// spaced, whatever the replies do.
 pub async fn fixed_rate(server: &Server, connections: usize, payload: usize, rate: f64, phase: Duration) -> Figures {
     let clients = connect_all(server, connections).await;
+    let cpu = server.cpu_time();
     let interval = Duration::from_secs_f64(connections as f64 / rate);
     let start = Instant::now() + Duration::from_millis(10);
     let tasks: Vec<_> = clients
@@ -106,7 +116,7 @@ pub async fn fixed_rate(server: &Server, connections: usize, payload: usize, rat
             })
         })
         .collect();
-    collect(tasks, phase).await
+    collect(server, cpu, tasks, phase).await
 }
 
 /// One request and what answers it: the echo reply, or the chat's `said`.
@@ -140,10 +150,18 @@ fn expect_reply<E: std::fmt::Debug>(reply: Option<Result<tokio_tungstenite::tung
     }
 }
 
-async fn collect(tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>, phase: Duration) -> Figures {
+/// Gathers the connections' histograms; `cpu` is the server's CPU time
+/// when the load started.
+async fn collect(
+    server: &Server,
+    cpu: Duration,
+    tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>,
+    phase: Duration,
+) -> Figures {
     let mut latency = Histogram::<u64>::new(3).unwrap();
     for task in tasks {
         latency.add(task.await.unwrap()).unwrap();
     }
-    Figures { rate: latency.len() as f64 / phase.as_secs_f64(), latency }
+    let server_cpu = server.cpu_time().saturating_sub(cpu);
+    Figures { rate: latency.len() as f64 / phase.as_secs_f64(), latency, server_cpu }
 }

@@ -85,7 +85,11 @@ async fn main() {
 
 /// Echo closed loop over the matrix; returns the native server's msgs/s at
 /// 100 connections x 20 B (or the first row), the capacity the fixed-rate
-/// phase loads to 80%.
+/// phase loads to 80%. A second table gives each server's CPU time per
+/// message in the same runs: from 100 connections the generator's one core
+/// saturates before the servers do, so msgs/s understates the gaps between
+/// servers, while CPU per message is what each message costs its server
+/// (and 1 / that is its capacity on one core).
 async fn echo_matrix(servers: &[Server], connections: &[usize], payloads: &[usize], phase: Duration) -> f64 {
     println!("\n## echo, closed loop: msgs/s, p50 / p99 latency (us)\n");
     let mut header = "| conns | payload |".to_string();
@@ -96,16 +100,20 @@ async fn echo_matrix(servers: &[Server], connections: &[usize], payloads: &[usiz
     println!("{header}");
     println!("|{}", "---:|".repeat(header.matches('|').count() - 1));
     let mut capacity = None;
+    let mut cpu_rows = Vec::new();
     for &conns in connections {
         for &payload in payloads {
-            let mut rates = Vec::new();
+            let mut runs = Vec::new();
             let mut row = format!("| {conns} | {payload} |");
             for server in servers {
                 let figures = echo::closed_loop(server, conns, payload, phase).await;
                 row += &format!(" {:.0} | {} | {} |", figures.rate, figures.p50(), figures.p99());
-                rates.push((server.kind, figures.rate));
+                runs.push((server.kind, figures));
             }
-            let rate = |kind| rates.iter().find(|(k, _)| *k == kind).map_or(f64::NAN, |(_, r)| *r);
+            let of = |kind, what: fn(&echo::Figures) -> f64| {
+                runs.iter().find(|(k, _)| *k == kind).map_or(f64::NAN, |(_, figures)| what(figures))
+            };
+            let rate = |kind| of(kind, |f| f.rate);
             for base in [Kind::Native, Kind::Node, Kind::Bare] {
                 row += &format!(" {:.2}x |", rate(Kind::Wasm) / rate(base));
             }
@@ -113,9 +121,34 @@ async fn echo_matrix(servers: &[Server], connections: &[usize], payloads: &[usiz
             if capacity.is_none() || (conns == 100 && payload == 20) {
                 capacity = Some(rate(Kind::Native));
             }
+            let cpu: Vec<(Kind, f64)> = servers.iter().map(|s| (s.kind, of(s.kind, echo::Figures::cpu_per_message))).collect();
+            cpu_rows.push((conns, payload, cpu));
         }
     }
     println!("\ntargets: wasm >= 0.90x native msg/s, >= 3x node msg/s");
+
+    println!("\n## echo, closed loop: server CPU time per message (us), the same runs\n");
+    let mut header = "| conns | payload |".to_string();
+    for server in servers {
+        header += &format!(" {} |", server.kind.label());
+    }
+    header += " wasm/native capacity | wasm/node capacity |";
+    println!("{header}");
+    println!("|{}", "---:|".repeat(header.matches('|').count() - 1));
+    for (conns, payload, cpu) in cpu_rows {
+        let of = |kind| cpu.iter().find(|(k, _)| *k == kind).map_or(f64::NAN, |(_, us)| *us);
+        let mut row = format!("| {conns} | {payload} |");
+        for (_, us) in &cpu {
+            row += &format!(" {us:.1} |");
+        }
+        // Capacity is the inverse of the cost: native us / wasm us.
+        row += &format!(" {:.2}x | {:.2}x |", of(Kind::Native) / of(Kind::Wasm), of(Kind::Node) / of(Kind::Wasm));
+        println!("{row}");
+    }
+    println!(
+        "\nCPU from /proc/<pid>/stat (10 ms ticks) over each row's run; a server that waits on its clients \
+         batches less, so a lightly loaded row costs more per message than a saturated one"
+    );
     capacity.unwrap_or(1000.0)
 }
 

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -74,6 +75,9 @@ impl Kind {
         if self == Kind::Wasm { "/fanout" } else { "/" }
     }
 }
+
+/// `USER_HZ`, the unit of /proc's CPU times: 100 on every Linux ABI.
+const TICKS_PER_SECOND: u64 = 100;
 
 pub struct Server {
     pub kind: Kind,
@@ -157,9 +161,20 @@ impl Server {
         kib * 1024
     }
 
+    /// CPU time the server process has used so far, all threads, user and
+    /// system (`/proc/<pid>/stat`, in the kernel's 10 ms ticks).
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // The fields after the command name, which is in parentheses.
+        let fields: Vec<&str> = stat.rsplit_once(')').expect("/proc/<pid>/stat").1.split_whitespace().collect();
+        let ticks = |i: usize| fields[i].parse::<u64>().expect("a tick count in /proc/<pid>/stat");
+        // utime and stime: fields 14 and 15 of the line, 11 and 12 after the name.
+        Duration::from_millis((ticks(11) + ticks(12)) * 1000 / TICKS_PER_SECOND)
+    }
+
     /// Handler time per event from `/metrics` (ws-host servers only):
     /// the sum over every route divided by the count.
-    pub async fn handler_time_per_event(&self) -> Option<std::time::Duration> {
+    pub async fn handler_time_per_event(&self) -> Option<Duration> {
         if matches!(self.kind, Kind::Node | Kind::Bare) {
             return None;
         }
@@ -171,7 +186,7 @@ impl Server {
                 .sum()
         };
         let count = total("ws_host_handler_seconds_count");
-        (count > 0.0).then(|| std::time::Duration::from_secs_f64(total("ws_host_handler_seconds_sum") / count))
+        (count > 0.0).then(|| Duration::from_secs_f64(total("ws_host_handler_seconds_sum") / count))
     }
 }
 
