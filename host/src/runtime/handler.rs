@@ -13,6 +13,7 @@ use super::actor::{AUTH_CHECK_FAILED, Actor, Job, reply_error};
 use super::metrics::{Refusal, Snapshot};
 use super::native::{self, NativeHandler};
 use super::schema::Schema;
+use super::scheduling;
 use super::version::{CacheUse, LoadError, Version, prepare};
 use crate::codec::{Event, Frame};
 use crate::config::Config;
@@ -117,7 +118,10 @@ impl Handler {
         let weak = Arc::downgrade(&shared);
         std::thread::Builder::new()
             .name(format!("handler-{name}"))
-            .spawn(move || feed(weak, queue))
+            .spawn(move || {
+                scheduling::batch_this_thread();
+                feed(weak, queue)
+            })
             .map_err(|e| LoadError::Start { name: name.to_string(), cause: e.into() })?;
         Ok(Handler { shared })
     }

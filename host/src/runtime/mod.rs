@@ -11,6 +11,7 @@ mod instance;
 pub mod metrics;
 mod native;
 mod outgoing;
+mod scheduling;
 pub mod schema;
 mod version;
 
