@@ -37,6 +37,14 @@ impl Figures {
     pub fn p99(&self) -> u64 {
         self.latency.value_at_quantile(0.99)
     }
+
+    /// The trial whose `key` is the median of `trials` (the upper one of an
+    /// even count): a whole run, so its figures belong together.
+    pub fn median_by(mut trials: Vec<Figures>, key: impl Fn(&Figures) -> f64) -> Figures {
+        assert!(!trials.is_empty(), "a median of no trials");
+        trials.sort_by(|a, b| key(a).total_cmp(&key(b)));
+        trials.swap_remove(trials.len() / 2)
+    }
 }
 
 /// `connections` clients in a closed loop for `phase`.

@@ -16,7 +16,8 @@
 //!
 //! Run through `bash tests/bench/run.sh`, which pins the servers to one core
 //! and this generator to the other. Knobs (environment): `BENCH_SECONDS`
-//! per row (2), `BENCH_CONNECTIONS` ("1,100,1000"), `BENCH_PAYLOADS`
+//! per run (2), `BENCH_REPEATS` runs per echo row, each server's median
+//! printed (3), `BENCH_CONNECTIONS` ("1,100,1000"), `BENCH_PAYLOADS`
 //! ("20,1024,16384"), `BENCH_MEMBERS` (1000), `BENCH_IDLE` (10000).
 
 mod client;
@@ -51,6 +52,7 @@ async fn main() {
     let phase = Duration::from_secs_f64(knob("BENCH_SECONDS", "2")[0] as f64);
     let connections = knob("BENCH_CONNECTIONS", "1,100,1000");
     let payloads = knob("BENCH_PAYLOADS", "20,1024,16384");
+    let repeats = knob("BENCH_REPEATS", "3")[0].max(1);
     let members = knob("BENCH_MEMBERS", "1000")[0];
     let idle_count = knob("BENCH_IDLE", "10000")[0];
     let phases = std::env::var("BENCH_PHASES").unwrap_or_else(|_| "echo,fanout,idle,languages,cluster".into());
@@ -64,9 +66,9 @@ async fn main() {
             servers.push(Server::start(kind).await);
         }
         if phases.contains(&"echo") {
-            let native_capacity = echo_matrix(&servers, &connections, &payloads, phase).await;
+            let native_capacity = echo_matrix(&servers, &connections, &payloads, phase, repeats).await;
             handler_time(&servers).await;
-            fixed_rate(&servers, native_capacity * 0.8, phase).await;
+            fixed_rate(&servers, native_capacity * 0.8, phase, repeats).await;
         }
         if phases.contains(&"fanout") {
             fanout(&servers, members).await;
@@ -83,15 +85,26 @@ async fn main() {
     }
 }
 
-/// Echo closed loop over the matrix; returns the native server's msgs/s at
+/// Echo closed loop over the matrix, each row run `repeats` times with the
+/// servers taking turns and each server's median run printed (one run
+/// swings with the shared machine's load and with how the scheduler happens
+/// to batch); returns the native server's msgs/s at
 /// 100 connections x 20 B (or the first row), the capacity the fixed-rate
 /// phase loads to 80%. A second table gives each server's CPU time per
 /// message in the same runs: from 100 connections the generator's one core
 /// saturates before the servers do, so msgs/s understates the gaps between
 /// servers, while CPU per message is what each message costs its server
 /// (and 1 / that is its capacity on one core).
-async fn echo_matrix(servers: &[Server], connections: &[usize], payloads: &[usize], phase: Duration) -> f64 {
-    println!("\n## echo, closed loop: msgs/s, p50 / p99 latency (us)\n");
+async fn echo_matrix(
+    servers: &[Server],
+    connections: &[usize],
+    payloads: &[usize],
+    phase: Duration,
+    repeats: usize,
+) -> f64 {
+    println!(
+        "\n## echo, closed loop: msgs/s, p50 / p99 latency (us); each server's median of {repeats} runs taken in turns\n"
+    );
     let mut header = "| conns | payload |".to_string();
     for server in servers {
         header += &format!(" {} msg/s | p50 | p99 |", server.kind.label());
@@ -103,10 +116,17 @@ async fn echo_matrix(servers: &[Server], connections: &[usize], payloads: &[usiz
     let mut cpu_rows = Vec::new();
     for &conns in connections {
         for &payload in payloads {
+            // The servers take turns, `repeats` times; each keeps its median run.
+            let mut trials: Vec<Vec<echo::Figures>> = servers.iter().map(|_| Vec::new()).collect();
+            for _ in 0..repeats {
+                for (server, trials) in servers.iter().zip(&mut trials) {
+                    trials.push(echo::closed_loop(server, conns, payload, phase).await);
+                }
+            }
             let mut runs = Vec::new();
             let mut row = format!("| {conns} | {payload} |");
-            for server in servers {
-                let figures = echo::closed_loop(server, conns, payload, phase).await;
+            for (server, trials) in servers.iter().zip(trials) {
+                let figures = echo::Figures::median_by(trials, |f| f.rate);
                 row += &format!(" {:.0} | {} | {} |", figures.rate, figures.p50(), figures.p99());
                 runs.push((server.kind, figures));
             }
@@ -121,7 +141,8 @@ async fn echo_matrix(servers: &[Server], connections: &[usize], payloads: &[usiz
             if capacity.is_none() || (conns == 100 && payload == 20) {
                 capacity = Some(rate(Kind::Native));
             }
-            let cpu: Vec<(Kind, f64)> = servers.iter().map(|s| (s.kind, of(s.kind, echo::Figures::cpu_per_message))).collect();
+            let cpu: Vec<(Kind, f64)> =
+                servers.iter().map(|s| (s.kind, of(s.kind, echo::Figures::cpu_per_message))).collect();
             cpu_rows.push((conns, payload, cpu));
         }
     }
@@ -170,15 +191,29 @@ async fn handler_time(servers: &[Server]) {
     );
 }
 
-/// Latency under a fixed load: 80% of the native server's capacity.
-async fn fixed_rate(servers: &[Server], rate: f64, phase: Duration) {
-    println!("\n## echo at a fixed rate of {rate:.0} msgs/s (80% of native capacity), 100 conns x 20 B\n");
+/// Latency under a fixed load: 80% of the native server's capacity; native
+/// and wasm take turns `repeats` times and each keeps its median p99 run
+/// (node, far past its capacity at this rate, runs once).
+async fn fixed_rate(servers: &[Server], rate: f64, phase: Duration, repeats: usize) {
+    println!(
+        "\n## echo at a fixed rate of {rate:.0} msgs/s (80% of native capacity), 100 conns x 20 B, median p99 of {repeats} runs\n"
+    );
     println!("| server | msg/s | p50 us | p99 us | p99 / native p99 |");
     println!("|---|---:|---:|---:|---:|");
+    let kinds = [Kind::Native, Kind::Wasm, Kind::Node];
+    let mut trials: Vec<Vec<echo::Figures>> = kinds.iter().map(|_| Vec::new()).collect();
+    for repeat in 0..repeats {
+        for (kind, trials) in kinds.iter().zip(&mut trials) {
+            if *kind == Kind::Node && repeat > 0 {
+                continue;
+            }
+            let server = servers.iter().find(|s| s.kind == *kind).unwrap();
+            trials.push(echo::fixed_rate(server, 100, 20, rate, phase).await);
+        }
+    }
     let mut native_p99 = None;
-    for kind in [Kind::Native, Kind::Wasm, Kind::Node] {
-        let server = servers.iter().find(|s| s.kind == kind).unwrap();
-        let figures = echo::fixed_rate(server, 100, 20, rate, phase).await;
+    for (kind, trials) in kinds.into_iter().zip(trials) {
+        let figures = echo::Figures::median_by(trials, |f| f.p99() as f64);
         let p99 = figures.p99();
         let base = *native_p99.get_or_insert(p99);
         println!(
