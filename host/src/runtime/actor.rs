@@ -6,7 +6,6 @@
 use std::sync::{Arc, Weak};
 
 use tokio::sync::{mpsc, oneshot};
-use wasmtime::component::types::Type;
 use wasmtime::component::{InstancePre, Val};
 
 use super::bindings::{RawMessage, Request};
@@ -14,7 +13,6 @@ use super::handler::{RequestInfo, Shared};
 use super::host::HostState;
 use super::instance::Live;
 use super::version::{Candidate, LoadError, Version};
-use crate::bridge::from_wit;
 use crate::codec::{ERROR, Event, Frame, OutgoingEvent, Value};
 use crate::config::Config;
 use crate::registry::{ClientId, Registry};
@@ -81,7 +79,7 @@ impl Actor {
                 let request = to_wit_request(&request);
                 let lifecycle = self.version.schema.lifecycle.clone();
                 let outcome = self
-                    .call("on-auth", |live| live.on_auth(&lifecycle, client, &key, &request))
+                    .call("on-auth", |live| live.on_auth(&lifecycle, client, key, request))
                     .unwrap_or_else(|| Err(AUTH_CHECK_FAILED.into()));
                 let _ = verdict.send(outcome);
             }
@@ -93,7 +91,7 @@ impl Actor {
             Job::Disconnect { client, code, reason, notify_guest, done } => {
                 if notify_guest {
                     let lifecycle = self.version.schema.lifecycle.clone();
-                    self.call("on-disconnect", |live| live.on_disconnect(&lifecycle, client, code, &reason));
+                    self.call("on-disconnect", |live| live.on_disconnect(&lifecycle, client, code, reason));
                 }
                 registry.remove(client);
                 let _ = done.send(());
@@ -104,7 +102,7 @@ impl Actor {
                     Frame::Text(text) => RawMessage::Text(text),
                     Frame::Binary(bytes) => RawMessage::Binary(bytes.to_vec()),
                 };
-                self.call("raw.on-message", |live| live.on_message(&lifecycle, client, &message));
+                self.call("raw.on-message", |live| live.on_message(&lifecycle, client, message));
             }
             Job::Swap { candidate, done } => {
                 let outcome = self.swap(*candidate);
@@ -133,8 +131,8 @@ impl Actor {
         let outcome = self.call(&declared.wit_name, |live| live.call_event(declared, client, args));
         registry.metrics().handler_time(started.elapsed());
         match outcome {
-            Some(results) if results.is_empty() => {}
-            Some(results) => reply(registry, client, event, reply_args(&results, &declared.results)),
+            Some(reply_args) if reply_args.is_empty() => {}
+            Some(reply_args) => reply(registry, client, event, reply_args),
             None => reply_failed(registry, client, &event),
         }
     }
@@ -223,16 +221,6 @@ pub fn reply_failed(registry: &Registry, client: ClientId, event: &Event) {
 
 pub fn reply_error(registry: &Registry, client: ClientId, event_id: u64, message: String) {
     registry.send_to(client, Arc::new(OutgoingEvent::new(ERROR, Some(event_id), vec![Value::String(message)])));
-}
-
-/// A reply's arguments: the result, or the items of a returned tuple.
-fn reply_args(results: &[Val], types: &[Type]) -> Vec<Value> {
-    match (results, types) {
-        ([Val::Tuple(items)], [Type::Tuple(tuple)]) => {
-            items.iter().zip(tuple.types()).map(|(v, t)| from_wit(v, &t)).collect()
-        }
-        _ => results.iter().zip(types).map(|(v, t)| from_wit(v, t)).collect(),
-    }
 }
 
 fn to_wit_request(request: &RequestInfo) -> Request {

@@ -2,15 +2,21 @@
 //! time. A trap poisons the store, so recovery is a fresh instance from the
 //! cached `InstancePre` (tens of microseconds).
 
+use std::any::Any;
 use std::sync::Arc;
 
-use wasmtime::component::{ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Lower, Val};
+use wasmtime::component::types::Type;
+use wasmtime::component::{
+    ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Lower, TypedFunc, Val,
+};
 use wasmtime::error::Context as _;
 use wasmtime::{Store, StoreLimitsBuilder};
 
 use super::bindings::{RawMessage, Request};
 use super::host::{HostState, SendBudget};
 use super::schema::{IncomingEvent, Lifecycle, TextCall};
+use crate::bridge::from_wit;
+use crate::codec::Value;
 use crate::config::Config;
 use crate::registry::{ClientId, Registry};
 
@@ -22,6 +28,10 @@ pub struct Live {
     instance: Instance,
     deadline_ticks: u64,
     fuel: Option<u64>,
+    /// Each export's typed function, found and type-checked on its first
+    /// call (a `TypedFunc<P, R>` of the signature it was called with). A
+    /// list: handlers export a handful of functions.
+    typed: Vec<(ComponentExportIndex, Box<dyn Any + Send>)>,
 }
 
 impl Live {
@@ -46,7 +56,7 @@ impl Live {
         let deadline_ticks = (sandbox.event_deadline().as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1;
         refill(&mut store, deadline_ticks, sandbox.fuel)?;
         let instance = pre.instantiate(&mut store)?;
-        Ok(Live { store, instance, deadline_ticks, fuel: sandbox.fuel })
+        Ok(Live { store, instance, deadline_ticks, fuel: sandbox.fuel, typed: Vec::new() })
     }
 
     /// Gives the next call its full deadline, fuel and send budget.
@@ -54,15 +64,16 @@ impl Live {
         refill(&mut self.store, self.deadline_ticks, self.fuel)
     }
 
-    /// Calls an incoming event's function; returns its results.
+    /// Calls an incoming event's function; returns the reply's wire values
+    /// (none when the function returns nothing).
     pub fn call_event(
         &mut self,
         event: &IncomingEvent,
         sender: ClientId,
         args: Vec<Val>,
-    ) -> wasmtime::Result<Vec<Val>> {
+    ) -> wasmtime::Result<Vec<Value>> {
         if let Some(shape) = event.text_call {
-            return self.call_text(event, shape, sender, &args);
+            return self.call_text(event, shape, sender, args);
         }
         let func = self.instance.get_func(&mut self.store, event.export).context("event function not found")?;
         let mut params = Vec::with_capacity(args.len() + 1);
@@ -73,7 +84,7 @@ impl Live {
         let mut results = vec![Val::Bool(false); event.results.len()];
         self.begin_call()?;
         func.call(&mut self.store, &params, &mut results)?;
-        Ok(results)
+        Ok(reply_args(&results, &event.results))
     }
 
     /// The typed path of [`TextCall`] signatures; the same results as the
@@ -83,18 +94,19 @@ impl Live {
         event: &IncomingEvent,
         shape: TextCall,
         sender: ClientId,
-        args: &[Val],
-    ) -> wasmtime::Result<Vec<Val>> {
-        let text = |i: usize| match args.get(i) {
-            Some(Val::String(text)) => Ok(text.as_str()),
-            other => Err(wasmtime::format_err!("argument {i} of {} is {other:?}, not a string", event.wit_name)),
+        args: Vec<Val>,
+    ) -> wasmtime::Result<Vec<Value>> {
+        let mut args = args.into_iter();
+        let mut text = || match args.next() {
+            Some(Val::String(text)) => Ok(text),
+            other => Err(wasmtime::format_err!("an argument of {} is {other:?}, not a string", event.wit_name)),
         };
         let (index, what) = (&event.export, event.wit_name.as_str());
         macro_rules! call {
             ($($param:ty),* ; $params:expr) => {
                 if shape.reply {
                     let (reply,) = self.call_typed::<($($param,)*), (String,)>(index, what, $params)?;
-                    vec![Val::String(reply)]
+                    vec![Value::String(reply)]
                 } else {
                     self.call_typed::<($($param,)*), ()>(index, what, $params)?;
                     Vec::new()
@@ -102,10 +114,10 @@ impl Live {
             };
         }
         Ok(match (event.takes_sender, shape.strings) {
-            (true, 1) => call!(u64, &str; (sender, text(0)?)),
-            (true, _) => call!(u64, &str, &str; (sender, text(0)?, text(1)?)),
-            (false, 1) => call!(&str; (text(0)?,)),
-            (false, _) => call!(&str, &str; (text(0)?, text(1)?)),
+            (true, 1) => call!(u64, String; (sender, text()?)),
+            (true, _) => call!(u64, String, String; (sender, text()?, text()?)),
+            (false, 1) => call!(String; (text()?,)),
+            (false, _) => call!(String, String; (text()?, text()?)),
         })
     }
 
@@ -114,8 +126,8 @@ impl Live {
         &mut self,
         lifecycle: &Lifecycle,
         client: ClientId,
-        key: &str,
-        request: &Request,
+        key: String,
+        request: Request,
     ) -> wasmtime::Result<Result<(), String>> {
         let Some(index) = &lifecycle.on_auth else { return Ok(Ok(())) };
         let (verdict,) = self.call_typed(index, "on-auth", (client, key, request))?;
@@ -132,7 +144,7 @@ impl Live {
         lifecycle: &Lifecycle,
         client: ClientId,
         code: u16,
-        reason: &str,
+        reason: String,
     ) -> wasmtime::Result<()> {
         let Some(index) = &lifecycle.on_disconnect else { return Ok(()) };
         self.call_typed(index, "on-disconnect", (client, code, reason))
@@ -148,22 +160,17 @@ impl Live {
     /// `state.restore` of a new version, before it gets any event.
     pub fn restore_state(&mut self, lifecycle: &Lifecycle, state: Vec<u8>) -> wasmtime::Result<()> {
         let index = lifecycle.restore_state.as_ref().context("no state.restore export")?;
-        self.call_typed(index, "state.restore", (state.as_slice(),))
+        self.call_typed(index, "state.restore", (state,))
     }
 
     /// `raw.on-message` of a raw handler.
-    pub fn on_message(
-        &mut self,
-        lifecycle: &Lifecycle,
-        client: ClientId,
-        message: &RawMessage,
-    ) -> wasmtime::Result<()> {
+    pub fn on_message(&mut self, lifecycle: &Lifecycle, client: ClientId, message: RawMessage) -> wasmtime::Result<()> {
         let index = lifecycle.on_message.as_ref().context("not a raw handler")?;
         self.call_typed(index, "raw.on-message", (client, message))
     }
 
-    /// Calls an export of the host package with its typed signature, after
-    /// refilling the call's deadline, fuel and send budget.
+    /// Calls an export with its typed signature, after refilling the call's
+    /// deadline, fuel and send budget.
     fn call_typed<Params, Results>(
         &mut self,
         index: &ComponentExportIndex,
@@ -171,15 +178,46 @@ impl Live {
         params: Params,
     ) -> wasmtime::Result<Results>
     where
-        Params: ComponentNamedList + Lower,
-        Results: ComponentNamedList + Lift,
+        Params: ComponentNamedList + Lower + Send + 'static,
+        Results: ComponentNamedList + Lift + Send + 'static,
     {
+        let func = self.typed_func::<Params, Results>(index, what)?;
+        self.begin_call()?;
+        func.call(&mut self.store, params)
+    }
+
+    /// The export's typed function from the cache, or found and checked
+    /// now: looking it up and checking its type cost about as much as a
+    /// third of a small call.
+    fn typed_func<Params, Results>(
+        &mut self,
+        index: &ComponentExportIndex,
+        what: &str,
+    ) -> wasmtime::Result<TypedFunc<Params, Results>>
+    where
+        Params: ComponentNamedList + Lower + Send + 'static,
+        Results: ComponentNamedList + Lift + Send + 'static,
+    {
+        let cached = self.typed.iter().find(|(i, _)| i == index).and_then(|(_, f)| f.downcast_ref());
+        if let Some(func) = cached {
+            return Ok(*func);
+        }
         let func = self
             .instance
             .get_typed_func::<Params, Results>(&mut self.store, index)
             .with_context(|| format!("{what} has the wrong signature"))?;
-        self.begin_call()?;
-        func.call(&mut self.store, params)
+        self.typed.push((*index, Box::new(func)));
+        Ok(func)
+    }
+}
+
+/// A reply's wire values: the result, or the items of a returned tuple.
+fn reply_args(results: &[Val], types: &[Type]) -> Vec<Value> {
+    match (results, types) {
+        ([Val::Tuple(items)], [Type::Tuple(tuple)]) => {
+            items.iter().zip(tuple.types()).map(|(v, t)| from_wit(v, &t)).collect()
+        }
+        _ => results.iter().zip(types).map(|(v, t)| from_wit(v, t)).collect(),
     }
 }
 
