@@ -1,6 +1,7 @@
 //! Native Rust handlers behind the same server: the benchmark's baseline
 //! answers exactly as the components it is compared with, a panic answers
-//! like a trap, and a native handler refuses a swap with a clear error.
+//! like a trap, a native handler refuses a swap with a clear error, and the
+//! handler's thread (native or WebAssembly alike) is a batch thread.
 
 use ws_host::codec::{ERROR, Event, Value};
 use ws_host::registry::{ClientId, Registry};
@@ -73,4 +74,32 @@ async fn a_native_panic_answers_like_a_trap_and_swaps_are_refused() {
     assert!(matches!(refused, LoadError::Native { .. }), "{refused}");
     assert!(refused.to_string().contains("cannot be swapped"), "{refused}");
     server.stop().await;
+}
+
+/// The handler's thread asks to be scheduled as a batch thread, so the I/O
+/// thread that wakes it is not preempted (`host/src/runtime/scheduling.rs`).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_handler_thread_runs_in_the_batch_scheduling_class() {
+    const SCHED_BATCH: u32 = 3;
+    let handler = Handler::native("sched-probe", EchoFanout, &Config::default()).unwrap();
+    // Answered by the handler's thread, so it has set its class by now.
+    handler.disconnected(ClientId::MAX, 1000, String::new()).await;
+    // Thread names are cut to 15 bytes in /proc.
+    let policies: Vec<u32> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let name = std::fs::read_to_string(path.join("comm")).ok()?;
+            (name.trim() == "handler-sched-p").then(|| policy(&std::fs::read_to_string(path.join("stat")).unwrap()))
+        })
+        .collect();
+    assert_eq!(policies, vec![SCHED_BATCH], "the scheduling policy of the one handler-sched-probe thread");
+}
+
+/// Field 41 of `/proc/<pid>/task/<tid>/stat`, counted after the name in parentheses.
+#[cfg(target_os = "linux")]
+fn policy(stat: &str) -> u32 {
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    fields[41 - 3].parse().unwrap()
 }
