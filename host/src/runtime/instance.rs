@@ -29,8 +29,8 @@ pub struct Live {
     deadline_ticks: u64,
     fuel: Option<u64>,
     /// Each export's typed function, found and type-checked on its first
-    /// call (a `TypedFunc<P, R>` of the signature it was called with). A
-    /// list: handlers export a handful of functions.
+    /// call: a `TypedFunc<P, R>` per export and signature it was called
+    /// with. A list: handlers export a handful of functions.
     typed: Vec<(ComponentExportIndex, Box<dyn Any + Send>)>,
 }
 
@@ -198,7 +198,7 @@ impl Live {
         Params: ComponentNamedList + Lower + Send + 'static,
         Results: ComponentNamedList + Lift + Send + 'static,
     {
-        let cached = self.typed.iter().find(|(i, _)| i == index).and_then(|(_, f)| f.downcast_ref());
+        let cached = self.typed.iter().filter(|(i, _)| i == index).find_map(|(_, f)| f.downcast_ref());
         if let Some(func) = cached {
             return Ok(*func);
         }

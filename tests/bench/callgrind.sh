@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Instructions per echo of a release server, counted by valgrind's callgrind:
+# the server runs under callgrind twice, once for N and once for 3N echoes
+# from one Node.js client (tests/node/echo-client.mjs), and the difference
+# divided by 2N is what one echo costs, start-up excluded.
+# Usage: bash tests/bench/callgrind.sh [wasm|native] [N]   (default: wasm 5000)
+# Needs valgrind and the release build of tests/bench/run.sh. The profiles
+# stay in $out for callgrind_annotate.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+server="${1:-wasm}"
+count="${2:-5000}"
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+case "$server" in
+    wasm) command=("$target/release/ws-host" run "$target/guests/wasm32-wasip2/release/echo.wasm" --port 0) ;;
+    native) command=("$target/release/bench-load" --serve native) ;;
+    *) echo "usage: $0 [wasm|native] [echoes]" >&2; exit 2 ;;
+esac
+command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
+[ -x "${command[0]}" ] || { echo "${command[0]} is missing: run PROFILE=release bash tests/bench/run.sh first" >&2; exit 1; }
+out="${TMPDIR:-/tmp}/ws-host-callgrind"
+mkdir -p "$out"
+
+# Prints the instructions the server ran until it had answered $1 echoes.
+instructions() {
+    local profile="$out/$server.$1" log="$out/$server.$1.stdout"
+    rm -f "$profile" "$profile".*
+    valgrind --tool=callgrind --callgrind-out-file="$profile" "${command[@]}" >"$log" 2>"$out/$server.$1.stderr" &
+    local pid=$!
+    local addr=""
+    for _ in $(seq 600); do
+        addr=$(grep -o 'ws://[0-9.:]*' "$log" | head -1 || true)
+        [ -n "$addr" ] && break
+        sleep 0.2
+    done
+    [ -n "$addr" ] || { echo "the $server server did not start: see $out/$server.$1.stderr" >&2; kill -9 $pid; exit 1; }
+    node tests/node/echo-client.mjs "$addr/" "$1" >/dev/null
+    # Dump the counts while it runs: the native server has no SIGINT handler.
+    callgrind_control --dump "$pid" >/dev/null
+    kill -9 "$pid"
+    wait "$pid" 2>/dev/null || true
+    callgrind_annotate "$profile".1 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }'
+}
+
+few=$(instructions "$count")
+many=$(instructions $((count * 3)))
+echo "$server: $(( (many - few) / (count * 2) )) instructions per echo ($few for $count echoes, $many for $((count * 3)))"
