@@ -10,6 +10,9 @@
 //! with 100 connections (BENCHMARKS.md): half the server's CPU time per
 //! echo. An idle core, or an I/O thread with nothing left to read, still
 //! runs the handler at once, so a lone client's latency does not change.
+//! The price: woken on a core that other busy threads share, the handler
+//! waits for their time slice instead of cutting in. The tokio threads stay
+//! ordinary: batching them too measured slower.
 
 /// Puts the calling thread in the batch class at the default niceness.
 /// Best effort: scheduling is an optimisation, so a refusal is logged and
