@@ -105,13 +105,7 @@ async fn echo_matrix(
     println!(
         "\n## echo, closed loop: msgs/s, p50 / p99 latency (us); each server's median of {repeats} runs taken in turns\n"
     );
-    let mut header = "| conns | payload |".to_string();
-    for server in servers {
-        header += &format!(" {} msg/s | p50 | p99 |", server.kind.label());
-    }
-    header += " wasm/native | wasm/node | wasm/bare |";
-    println!("{header}");
-    println!("|{}", "---:|".repeat(header.matches('|').count() - 1));
+    matrix_header(servers, " msg/s | p50 | p99", " wasm/native | wasm/node | wasm/bare |");
     let mut capacity = None;
     let mut cpu_rows = Vec::new();
     for &conns in connections {
@@ -149,13 +143,7 @@ async fn echo_matrix(
     println!("\ntargets: wasm >= 0.90x native msg/s, >= 3x node msg/s");
 
     println!("\n## echo, closed loop: server CPU time per message (us), the same runs\n");
-    let mut header = "| conns | payload |".to_string();
-    for server in servers {
-        header += &format!(" {} |", server.kind.label());
-    }
-    header += " wasm/native capacity | wasm/node capacity |";
-    println!("{header}");
-    println!("|{}", "---:|".repeat(header.matches('|').count() - 1));
+    matrix_header(servers, "", " wasm/native capacity | wasm/node capacity |");
     for (conns, payload, cpu) in cpu_rows {
         let of = |kind| cpu.iter().find(|(k, _)| *k == kind).map_or(f64::NAN, |(_, us)| *us);
         let mut row = format!("| {conns} | {payload} |");
@@ -171,6 +159,18 @@ async fn echo_matrix(
          batches less, so a lightly loaded row costs more per message than a saturated one"
     );
     capacity.unwrap_or(1000.0)
+}
+
+/// The header of an echo matrix table: the row's keys, `per_server`'s
+/// columns after each server's name, then the `ratios` columns.
+fn matrix_header(servers: &[Server], per_server: &str, ratios: &str) {
+    let mut header = "| conns | payload |".to_string();
+    for server in servers {
+        header += &format!(" {}{per_server} |", server.kind.label());
+    }
+    header += ratios;
+    println!("{header}");
+    println!("|{}", "---:|".repeat(header.matches('|').count() - 1));
 }
 
 /// What the handler call costs, host -> guest -> host, from the servers'
