@@ -36,7 +36,7 @@ instructions() {
     [ -n "$addr" ] || { echo "the $server server did not start: see $out/$server.$1.stderr" >&2; kill -9 $pid; exit 1; }
     node tests/node/echo-client.mjs "$addr/" "$1" >/dev/null
     # Dump the counts while it runs: the native server has no SIGINT handler.
-    callgrind_control --dump "$pid" >/dev/null
+    callgrind_control --dump "$pid" >/dev/null 2>&1
     kill -9 "$pid"
     wait "$pid" 2>/dev/null || true
     callgrind_annotate "$profile".1 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }'
