@@ -116,10 +116,11 @@ impl Handler {
             config: config.clone(),
         });
         let weak = Arc::downgrade(&shared);
+        let thread_name = name.clone();
         std::thread::Builder::new()
             .name(format!("handler-{name}"))
             .spawn(move || {
-                scheduling::batch_this_thread();
+                scheduling::batch_this_thread(&thread_name);
                 feed(weak, queue)
             })
             .map_err(|e| LoadError::Start { name: name.to_string(), cause: e.into() })?;

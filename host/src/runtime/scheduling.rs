@@ -14,20 +14,90 @@
 //! waits for their time slice instead of cutting in. The tokio threads stay
 //! ordinary: batching them too measured slower.
 
-/// Puts the calling thread in the batch class at the default niceness.
-/// Best effort: scheduling is an optimisation, so a refusal is logged and
-/// the thread runs as it is.
-pub fn batch_this_thread() {
+/// Puts the calling thread in the batch class. Best effort: scheduling is
+/// an optimisation, so a refusal is logged and the thread runs as it is. A
+/// thread started with a niceness other than the default is left alone:
+/// the library sets the class and the niceness together, and would reset it.
+pub fn batch_this_thread(handler: &str) {
     #[cfg(target_os = "linux")]
     {
         use thread_priority::{
             NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityOsValue, ThreadSchedulePolicy,
             set_thread_priority_and_policy, thread_native_id,
         };
-        let batch = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
-        let niceness = ThreadPriority::Os(ThreadPriorityOsValue::default());
-        if let Err(error) = set_thread_priority_and_policy(thread_native_id(), niceness, batch) {
-            tracing::debug!("the handler thread stays in the normal scheduling class: {error:?}");
+        match niceness() {
+            Some(0) => {}
+            Some(nice) => {
+                return tracing::info!(
+                    handler,
+                    "the handler's thread keeps niceness {nice} and the normal scheduling class \
+                     (the batch class is set at the default niceness only)"
+                );
+            }
+            None => {
+                return tracing::info!(handler, "cannot read the handler's thread niceness: it keeps its scheduling");
+            }
         }
+        let batch = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
+        let default_niceness = ThreadPriority::Os(ThreadPriorityOsValue::default());
+        if let Err(error) = set_thread_priority_and_policy(thread_native_id(), default_niceness, batch) {
+            tracing::info!(handler, "the handler's thread stays in the normal scheduling class: {error:?}");
+        }
+    }
+}
+
+/// The calling thread's niceness: field 19 of its `/proc` stat line,
+/// counted after the name in parentheses.
+#[cfg(target_os = "linux")]
+fn niceness() -> Option<i32> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19 - 3)?.parse().ok()
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+
+    use super::{batch_this_thread, niceness};
+
+    const SCHED_OTHER: i32 = 0;
+    const SCHED_BATCH: i32 = 3;
+
+    /// The calling thread's policy: field 41 of its stat line.
+    fn policy() -> i32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        stat.rsplit_once(')').unwrap().1.split_whitespace().nth(41 - 3).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn a_thread_at_the_default_niceness_becomes_a_batch_thread() {
+        let (policy, nice) = std::thread::spawn(|| {
+            batch_this_thread("test");
+            (policy(), niceness())
+        })
+        .join()
+        .unwrap();
+        assert_eq!((policy, nice), (SCHED_BATCH, Some(0)));
+    }
+
+    #[test]
+    fn a_niced_thread_keeps_its_class_and_niceness() {
+        let (policy, nice) = std::thread::spawn(|| {
+            // Lower priority than the default: allowed without privileges.
+            let lower = ThreadPriority::Crossplatform(ThreadPriorityValue::try_from(25u8).unwrap());
+            let normal = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
+            set_thread_priority_and_policy(thread_native_id(), lower, normal).unwrap();
+            let niced = niceness();
+            assert!(matches!(niced, Some(n) if n > 0), "niced to {niced:?}");
+            batch_this_thread("test");
+            assert_eq!(niceness(), niced);
+            (policy(), niced)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(policy, SCHED_OTHER, "niceness {nice:?}");
     }
 }
