@@ -71,10 +71,11 @@ fn push_element(mark: u8, payload: &[u8], out: &mut Vec<u8>) {
     out.push(0);
 }
 
-/// The decimal digits of `n`, written in place (no `String` on the way).
+/// The decimal digits of `n`, written in place. itoa rather than `write!`:
+/// the integers of an echo (lengths, ids) cost ~0.9k of its ~27k
+/// instructions through `core::fmt`.
 fn push_decimal(n: usize, out: &mut Vec<u8>) {
-    use std::io::Write as _;
-    let _ = write!(out, "{n}");
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 fn parse_length(digits: &[u8]) -> Result<usize, CodecError> {

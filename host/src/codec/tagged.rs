@@ -83,8 +83,9 @@ fn write(value: &Value, out: &mut Vec<u8>) {
             out.push(b'"');
         }
         Value::BigInt(i) => {
-            use std::io::Write as _;
-            let _ = write!(out, "\"i:{i}\"");
+            out.extend_from_slice(b"\"i:");
+            out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes());
+            out.push(b'"');
         }
         Value::String(s) => write_json_string("s:", s, out),
         Value::Bytes(bytes) => {
@@ -215,9 +216,8 @@ pub fn js_number_to_string(n: f64) -> String {
 /// which is what ryu-js does the long way.
 fn write_js_number(n: f64, out: &mut Vec<u8>) {
     if n.fract() == 0.0 && n.abs() < 1e15 {
-        use std::io::Write as _;
         // `as` is exact for these; -0 prints as 0, as in JavaScript.
-        let _ = write!(out, "{}", n as i64);
+        out.extend_from_slice(itoa::Buffer::new().format(n as i64).as_bytes());
     } else {
         out.extend_from_slice(ryu_js::Buffer::new().format(n).as_bytes());
     }
