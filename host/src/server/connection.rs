@@ -82,11 +82,6 @@ async fn serve_registered<S>(
         handler.auth_ok(id).await;
     }
 
-    // Made once, not per message: each new one subscribes to the request
-    // and registers a waiter (~1.4k instructions per echo across both
-    // halves). It is not polled again once it has answered (`closing`).
-    let close_requested = control.requested();
-    tokio::pin!(close_requested);
     loop {
         let input = tokio::select! {
             frame = stream.next() => Input::Read(frame),
@@ -96,7 +91,7 @@ async fn serve_registered<S>(
                 auth_deadline = None;
                 Input::Verdict(verdict)
             }
-            request = &mut close_requested, if !closing => Input::CloseRequested(request),
+            request = control.requested(), if !closing => Input::CloseRequested(request),
             () = Deadline::wait(&mut close_deadline) => Input::CloseTimedOut,
         };
         tracing::trace!(input = input.kind(), "input");
@@ -299,8 +294,6 @@ async fn write_loop<S>(
         };
         WsMessage::from(frame)
     };
-    let close_requested = control.requested();
-    tokio::pin!(close_requested);
     let (code, reason) = loop {
         tokio::select! {
             item = outbox.recv() => match item {
@@ -323,7 +316,7 @@ async fn write_loop<S>(
                 }
                 None => return,
             },
-            request = &mut close_requested => break request,
+            request = control.requested() => break request,
         }
     };
     let flush = async {
