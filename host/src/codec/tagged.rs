@@ -9,7 +9,7 @@ pub fn decode(text: &str) -> Result<Value, CodecError> {
     // A lone leaf without escapes (event ids, reply ids, numbers, null: most
     // `j` elements) needs no JSON parser.
     if let Some(leaf) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))
-        && !leaf.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
+        && needs_no_escape(leaf.as_bytes())
     {
         return untag(leaf);
     }
@@ -89,25 +89,9 @@ fn write(value: &Value, out: &mut Vec<u8>) {
         }
         Value::String(s) => write_json_string("s:", s, out),
         Value::Bytes(bytes) => {
-            out.push(b'[');
-            for (i, byte) in bytes.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write(&Value::Number(f64::from(*byte)), out);
-            }
-            out.push(b']');
+            write_list(b'[', bytes.iter(), b']', out, |byte, out| write(&Value::Number(f64::from(*byte)), out))
         }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write(item, out);
-            }
-            out.push(b']');
-        }
+        Value::Array(items) => write_list(b'[', items, b']', out, write),
         // Most objects have no integer-like key: their order is as written.
         Value::Object(entries) if entries.iter().all(|(key, _)| array_index(key).is_none()) => {
             write_object(entries.iter(), out)
@@ -117,16 +101,35 @@ fn write(value: &Value, out: &mut Vec<u8>) {
 }
 
 fn write_object<'a>(entries: impl Iterator<Item = &'a (String, Value)>, out: &mut Vec<u8>) {
-    out.push(b'{');
-    for (i, (key, value)) in entries.enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
+    write_list(b'{', entries, b'}', out, |(key, value), out| {
         write_json_string("", key, out);
         out.push(b':');
         write(value, out);
+    });
+}
+
+/// `open`, each item as `each` writes it, separated by commas, `close`.
+fn write_list<T>(
+    open: u8,
+    items: impl IntoIterator<Item = T>,
+    close: u8,
+    out: &mut Vec<u8>,
+    mut each: impl FnMut(T, &mut Vec<u8>),
+) {
+    out.push(open);
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        each(item, out);
     }
-    out.push(b'}');
+    out.push(close);
+}
+
+/// Whether `bytes` go into a JSON string literal as they are: no `"`, `\`
+/// or control character to escape.
+fn needs_no_escape(bytes: &[u8]) -> bool {
+    !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// A JSON string literal of `prefix + text`, escaped exactly as
@@ -138,7 +141,7 @@ fn write_json_string(prefix: &str, text: &str, out: &mut Vec<u8>) {
     out.reserve(prefix.len() + bytes.len() + 2);
     out.push(b'"');
     out.extend_from_slice(prefix.as_bytes());
-    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+    if needs_no_escape(bytes) {
         out.extend_from_slice(bytes);
         out.push(b'"');
         return;
