@@ -81,25 +81,18 @@ async fn a_native_panic_answers_like_a_trap_and_swaps_are_refused() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn the_handler_thread_runs_in_the_batch_scheduling_class() {
-    const SCHED_BATCH: u32 = 3;
+    const SCHED_BATCH: u64 = 3;
     let handler = Handler::native("sched-probe", EchoFanout, &Config::default()).unwrap();
     // Answered by the handler's thread, so it has set its class by now.
     handler.disconnected(ClientId::MAX, 1000, String::new()).await;
     // Thread names are cut to 15 bytes in /proc.
-    let policies: Vec<u32> = std::fs::read_dir("/proc/self/task")
+    let policies: Vec<u64> = std::fs::read_dir("/proc/self/task")
         .unwrap()
         .filter_map(|task| {
             let path = task.ok()?.path();
             let name = std::fs::read_to_string(path.join("comm")).ok()?;
-            (name.trim() == "handler-sched-p").then(|| policy(&std::fs::read_to_string(path.join("stat")).unwrap()))
+            (name.trim() == "handler-sched-p").then(|| ws_host_tests::proc_stat_fields(path.join("stat"), [41])[0])
         })
         .collect();
     assert_eq!(policies, vec![SCHED_BATCH], "the scheduling policy of the one handler-sched-probe thread");
-}
-
-/// Field 41 of `/proc/<pid>/task/<tid>/stat`, counted after the name in parentheses.
-#[cfg(target_os = "linux")]
-fn policy(stat: &str) -> u32 {
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
-    fields[41 - 3].parse().unwrap()
 }

@@ -73,6 +73,20 @@ fn capture_logs() {
 }
 
 /// One engine for the whole test binary.
+/// Fields of a `/proc/.../stat` file (a process's or a thread's), read at
+/// once and numbered as in proc(5); they are counted after the name in
+/// parentheses (field 2), which may hold spaces.
+pub fn proc_stat_fields<const N: usize>(stat_path: impl AsRef<std::path::Path>, numbers: [usize; N]) -> [u64; N] {
+    let path = stat_path.as_ref();
+    let stat = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (_, after_name) = stat.rsplit_once(')').unwrap_or_else(|| panic!("{}: no name in parentheses", path.display()));
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    numbers.map(|n| {
+        let field = fields.get(n - 3).and_then(|f| f.parse().ok());
+        field.unwrap_or_else(|| panic!("{}: no number in field {n}", path.display()))
+    })
+}
+
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| Runtime::new().expect("engine"))

@@ -46,12 +46,19 @@ pub fn batch_this_thread(handler: &str) {
     }
 }
 
-/// The calling thread's niceness: field 19 of its `/proc` stat line,
-/// counted after the name in parentheses.
+/// The calling thread's niceness.
 #[cfg(target_os = "linux")]
 fn niceness() -> Option<i32> {
+    thread_stat_field(19)
+}
+
+/// Field `n` of the calling thread's `/proc` stat line, numbered as in
+/// proc(5); the fields are counted after the name in parentheses (field 2),
+/// which may hold spaces.
+#[cfg(target_os = "linux")]
+fn thread_stat_field(n: usize) -> Option<i32> {
     let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().nth(19 - 3)?.parse().ok()
+    stat.rsplit_once(')')?.1.split_whitespace().nth(n - 3)?.parse().ok()
 }
 
 #[cfg(all(test, target_os = "linux"))]
@@ -61,15 +68,14 @@ mod tests {
         set_thread_priority_and_policy, thread_native_id,
     };
 
-    use super::{batch_this_thread, niceness};
+    use super::{batch_this_thread, niceness, thread_stat_field};
 
     const SCHED_OTHER: i32 = 0;
     const SCHED_BATCH: i32 = 3;
 
-    /// The calling thread's policy: field 41 of its stat line.
+    /// The calling thread's scheduling policy.
     fn policy() -> i32 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        stat.rsplit_once(')').unwrap().1.split_whitespace().nth(41 - 3).unwrap().parse().unwrap()
+        thread_stat_field(41).unwrap()
     }
 
     #[test]

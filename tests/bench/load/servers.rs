@@ -164,12 +164,8 @@ impl Server {
     /// CPU time the server process has used so far, all threads, user and
     /// system (`/proc/<pid>/stat`, in the kernel's 10 ms ticks).
     pub fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        // The fields after the command name, which is in parentheses.
-        let fields: Vec<&str> = stat.rsplit_once(')').expect("/proc/<pid>/stat").1.split_whitespace().collect();
-        let ticks = |i: usize| fields[i].parse::<u64>().expect("a tick count in /proc/<pid>/stat");
-        // utime and stime: fields 14 and 15 of the line, 11 and 12 after the name.
-        Duration::from_millis((ticks(11) + ticks(12)) * 1000 / TICKS_PER_SECOND)
+        let [user, system] = ws_host_tests::proc_stat_fields(format!("/proc/{}/stat", self.child.id()), [14, 15]);
+        Duration::from_millis((user + system) * 1000 / TICKS_PER_SECOND)
     }
 
     /// Handler time per event from `/metrics` (ws-host servers only):
