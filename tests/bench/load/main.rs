@@ -110,13 +110,9 @@ async fn echo_matrix(
     let mut cpu_rows = Vec::new();
     for &conns in connections {
         for &payload in payloads {
-            // The servers take turns, `repeats` times; each keeps its median run.
-            let mut trials: Vec<Vec<echo::Figures>> = servers.iter().map(|_| Vec::new()).collect();
-            for _ in 0..repeats {
-                for (server, trials) in servers.iter().zip(&mut trials) {
-                    trials.push(echo::closed_loop(server, conns, payload, phase).await);
-                }
-            }
+            let all: Vec<&Server> = servers.iter().collect();
+            let trials =
+                in_turns(&all, repeats, async |server| echo::closed_loop(server, conns, payload, phase).await).await;
             let mut runs = Vec::new();
             let mut row = format!("| {conns} | {payload} |");
             for (server, trials) in servers.iter().zip(trials) {
@@ -161,6 +157,22 @@ async fn echo_matrix(
     capacity.unwrap_or(1000.0)
 }
 
+/// Runs each of `servers` `repeats` times, taking turns (so a slow spell of
+/// the shared machine hits them alike); each server's runs, in order.
+async fn in_turns(
+    servers: &[&Server],
+    repeats: usize,
+    run: impl AsyncFn(&Server) -> echo::Figures,
+) -> Vec<Vec<echo::Figures>> {
+    let mut trials: Vec<Vec<echo::Figures>> = servers.iter().map(|_| Vec::new()).collect();
+    for _ in 0..repeats {
+        for (server, trials) in servers.iter().zip(&mut trials) {
+            trials.push(run(server).await);
+        }
+    }
+    trials
+}
+
 /// The header of an echo matrix table: the row's keys, `per_server`'s
 /// columns after each server's name, then the `ratios` columns.
 fn matrix_header(servers: &[Server], per_server: &str, ratios: &str) {
@@ -201,16 +213,10 @@ async fn fixed_rate(servers: &[Server], rate: f64, phase: Duration, repeats: usi
     println!("| server | msg/s | p50 us | p99 us | p99 / native p99 |");
     println!("|---|---:|---:|---:|---:|");
     let kinds = [Kind::Native, Kind::Wasm, Kind::Node];
-    let mut trials: Vec<Vec<echo::Figures>> = kinds.iter().map(|_| Vec::new()).collect();
-    for repeat in 0..repeats {
-        for (kind, trials) in kinds.iter().zip(&mut trials) {
-            if *kind == Kind::Node && repeat > 0 {
-                continue;
-            }
-            let server = servers.iter().find(|s| s.kind == *kind).unwrap();
-            trials.push(echo::fixed_rate(server, 100, 20, rate, phase).await);
-        }
-    }
+    let server = |kind| servers.iter().find(|s| s.kind == kind).unwrap();
+    let run = async |server: &Server| echo::fixed_rate(server, 100, 20, rate, phase).await;
+    let mut trials = in_turns(&[server(Kind::Native), server(Kind::Wasm)], repeats, run).await;
+    trials.extend(in_turns(&[server(Kind::Node)], 1, run).await);
     let mut native_p99 = None;
     for (kind, trials) in kinds.into_iter().zip(trials) {
         let figures = echo::Figures::median_by(trials, |f| f.p99() as f64);
