@@ -3,18 +3,20 @@
 # the server runs under callgrind twice, once for N and once for 3N echoes
 # from one Node.js client (tests/node/echo-client.mjs), and the difference
 # divided by 2N is what one echo costs, start-up excluded.
-# Usage: bash tests/bench/callgrind.sh [wasm|native] [N]   (default: wasm 5000)
+# Usage: bash tests/bench/callgrind.sh [wasm|native] [N] [PAYLOAD_BYTES]
+# (default: wasm 5000 20)
 # Needs valgrind and the release build of tests/bench/run.sh. The profiles
 # stay in $out for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 server="${1:-wasm}"
 count="${2:-5000}"
+size="${3:-20}"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 case "$server" in
     wasm) command=("$target/release/ws-host" run "$target/guests/wasm32-wasip2/release/echo.wasm" --port 0) ;;
     native) command=("$target/release/bench-load" --serve native) ;;
-    *) echo "usage: $0 [wasm|native] [echoes]" >&2; exit 2 ;;
+    *) echo "usage: $0 [wasm|native] [echoes] [payload bytes]" >&2; exit 2 ;;
 esac
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
 [ -x "${command[0]}" ] || { echo "${command[0]} is missing: run PROFILE=release bash tests/bench/run.sh first" >&2; exit 1; }
@@ -34,7 +36,7 @@ instructions() {
         sleep 0.2
     done
     [ -n "$addr" ] || { echo "the $server server did not start: see $out/$server.$1.stderr" >&2; kill -9 $pid; exit 1; }
-    node tests/node/echo-client.mjs "$addr/" "$1" >/dev/null
+    node tests/node/echo-client.mjs "$addr/" "$1" "$size" >/dev/null
     # Dump the counts while it runs: the native server has no SIGINT handler.
     callgrind_control --dump "$pid" >/dev/null 2>&1
     kill -9 "$pid"
@@ -44,4 +46,4 @@ instructions() {
 
 few=$(instructions "$count")
 many=$(instructions $((count * 3)))
-echo "$server: $(( (many - few) / (count * 2) )) instructions per echo ($few for $count echoes, $many for $((count * 3)))"
+echo "$server: $(( (many - few) / (count * 2) )) instructions per echo of $size B ($few for $count echoes, $many for $((count * 3)))"

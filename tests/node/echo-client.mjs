@@ -1,13 +1,13 @@
 // One npm `ws` client with the `@ezez/utils` codec that authenticates and
 // sends `echo` events one after the other, each after the previous reply:
 // the load tests/bench/callgrind.sh counts instructions under.
-// Usage: node echo-client.mjs ws://host:port/ COUNT
+// Usage: node echo-client.mjs ws://host:port/ COUNT [PAYLOAD_BYTES (20)]
 import WebSocket from "ws";
 import { serializeToBuffer, unserializeFromBuffer } from "@ezez/utils";
 
 const serialize = (...args) => serializeToBuffer(Buffer, [], ...args);
-const [url, count] = [process.argv[2], Number(process.argv[3] ?? 5000)];
-const payload = "x".repeat(20);
+const [url, count, size] = [process.argv[2], Number(process.argv[3] ?? 5000), Number(process.argv[4] ?? 20)];
+const payload = "x".repeat(size);
 const ws = new WebSocket(url);
 let sent = 0;
 ws.on("open", () => ws.send(serialize("ezez-ws::auth", "callgrind", 1)));

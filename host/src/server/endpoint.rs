@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_util::task::TaskTracker;
 
+use super::read_ahead::ReadAhead;
 use super::{CLOSE_GOING_AWAY, connection, websocket_config};
 use crate::config::Config;
 use crate::runtime::{Handler, RequestInfo};
@@ -132,6 +133,7 @@ impl Endpoint {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let stream = ReadAhead::new(stream);
         let ws =
             WebSocketStream::from_raw_socket(stream, Role::Server, Some(websocket_config(&self.inner.config))).await;
         let connection = connection::serve(ws, request, self.inner.handler.clone(), self.inner.config.clone());

@@ -9,6 +9,7 @@ mod app;
 mod connection;
 mod endpoint;
 mod metrics;
+mod read_ahead;
 
 pub use app::App;
 pub use connection::{CLOSE_MALFORMED, CLOSE_REJECTED, CLOSE_TOO_BIG};
@@ -54,11 +55,10 @@ pub struct BindError {
     pub source: std::io::Error,
 }
 
-/// Bytes a connection reads at a time. tungstenite's default (128 KiB) is
-/// zero-filled on the first read, so each idle connection held 128 KiB of
-/// RSS. A larger message grows the buffer to its size while it is read, so
-/// a small one costs big messages only extra reads: 16 KiB echoes measured
-/// the same with 2 and 4 KiB here (within the noise of the load benchmark).
+/// Bytes tungstenite reads at a time. Its default (128 KiB) is zero-filled
+/// on the first read, so each idle connection held 128 KiB of RSS. Bigger
+/// messages are read ahead past it ([`read_ahead`]), so this small size
+/// costs them no extra system calls.
 pub const READ_BUFFER_BYTES: usize = 2 * 1024;
 
 /// An encoded protocol message as the WebSocket message that carries it.
