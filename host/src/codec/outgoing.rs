@@ -3,9 +3,10 @@
 //! The event id counts per connection, so it is the one part that differs
 //! between recipients: the name (head) and the reply-to plus arguments (tail)
 //! are encoded once per codec and shared; each recipient's frame is
-//! `head + id + tail`, a copy of already encoded bytes.
+//! `head + id + tail`, a copy of already encoded bytes. An event with one
+//! recipient (a reply) is encoded whole instead, which saves that copy.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
@@ -39,7 +40,22 @@ impl OutgoingEvent {
         &self.args
     }
 
-    /// The frame for one recipient, whose next event id is `id`.
+    /// The frame for a recipient whose next event id is `id`: encoded whole
+    /// when nobody else holds the event, else from the shared halves.
+    pub fn into_frame(self: Arc<Self>, codec: Codec, id: u64) -> Frame {
+        let event = match Arc::try_unwrap(self) {
+            Ok(event) => event,
+            Err(shared) => return shared.frame(codec, id),
+        };
+        let (name, id, reply_to) = (Value::String(event.name), id_value(id), reply_to_value(event.reply_to));
+        let values = [&name, &id, &reply_to].into_iter().chain(&event.args);
+        match codec {
+            Codec::Binary => Frame::Binary(binary::encode(values).into()),
+            Codec::Json => Frame::Text(json::encode(values)),
+        }
+    }
+
+    /// The frame for one of its recipients, whose next event id is `id`.
     pub fn frame(&self, codec: Codec, id: u64) -> Frame {
         match codec {
             Codec::Binary => {
@@ -83,6 +99,20 @@ mod tests {
                 let whole = Message::Event(Event { name: "said".into(), id, reply_to: Some(4), args: args.clone() });
                 assert_eq!(event.frame(codec, id), codec.encode(&whole));
             }
+        }
+    }
+
+    #[test]
+    fn an_unshared_event_is_encoded_whole_and_a_shared_one_from_its_halves_alike() {
+        let args = vec!["x".repeat(300).into(), Value::Null, Value::Bytes(Bytes::from_static(b"\x00\x02"))];
+        for (codec, reply_to) in [(Codec::Binary, None), (Codec::Json, Some(9))] {
+            let whole = Message::Event(Event { name: "said".into(), id: 3, reply_to, args: args.clone() });
+            let alone = Arc::new(OutgoingEvent::new("said", reply_to, args.clone()));
+            assert_eq!(alone.into_frame(codec, 3), codec.encode(&whole));
+            let shared = Arc::new(OutgoingEvent::new("said", reply_to, args.clone()));
+            let other = shared.clone();
+            assert_eq!(shared.into_frame(codec, 3), codec.encode(&whole));
+            assert_eq!(other.into_frame(codec, 3), codec.encode(&whole), "the last holder encodes whole");
         }
     }
 }

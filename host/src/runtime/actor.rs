@@ -28,13 +28,13 @@ pub enum Job {
     AuthOk {
         client: ClientId,
     },
-    /// `args` were converted with version `version`; a swap in between
-    /// means converting `event` again.
+    /// `args` were converted (moved out of `event`) by `version`; a swap in
+    /// between means checking them again.
     Event {
         client: ClientId,
         event: Event,
         args: Vec<Val>,
-        version: u64,
+        version: Arc<Version>,
     },
     Disconnect {
         client: ClientId,
@@ -115,13 +115,14 @@ impl Actor {
         }
     }
 
-    fn event(&mut self, registry: &Registry, client: ClientId, event: Event, args: Vec<Val>, converted_by: u64) {
+    fn event(&mut self, registry: &Registry, client: ClientId, mut event: Event, args: Vec<Val>, by: Arc<Version>) {
         let version = self.version.clone();
-        let args = if converted_by == version.number {
+        let args = if by.number == version.number {
             args
         } else {
             // The handler was swapped after this event was checked.
-            match version.schema.convert(&event) {
+            event.args = by.schema.wire_args(&event.name, &args);
+            match version.schema.convert(&mut event) {
                 Ok(args) => args,
                 Err(message) => return reply_error(registry, client, event.id, message),
             }

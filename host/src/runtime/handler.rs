@@ -221,17 +221,17 @@ impl Handler {
     /// Checks an event against the handler's declared types and, if it fits,
     /// queues it; otherwise the client gets an `ezez-ws::error` reply saying
     /// what did not fit. Waits while the handler's queue is full.
-    pub async fn dispatch(&self, client: ClientId, event: Event) {
+    pub async fn dispatch(&self, client: ClientId, mut event: Event) {
+        let version = self.version();
         if self.shared.runtime.is_none() {
             // A native handler checks its own arguments.
             self.shared.registry.metrics().event_in(&event.name);
-            return self.submit(Job::Event { client, event, args: Vec::new(), version: 1 }).await;
+            return self.submit(Job::Event { client, event, args: Vec::new(), version }).await;
         }
-        let version = self.version();
-        match version.schema.convert(&event) {
+        match version.schema.convert(&mut event) {
             Ok(args) => {
                 self.shared.registry.metrics().event_in(&event.name);
-                self.submit(Job::Event { client, event, args, version: version.number }).await
+                self.submit(Job::Event { client, event, args, version }).await
             }
             Err(message) => {
                 self.shared.registry.metrics().refused(Refusal::DoesNotFit);

@@ -287,7 +287,7 @@ async fn write_loop<S>(
         let frame = match item {
             Outbound::Event(event) => {
                 next_id += 1;
-                event.frame(codec, next_id)
+                event.into_frame(codec, next_id)
             }
             Outbound::Control(message) => codec.encode(&message),
             Outbound::Raw(frame) => *frame,
