@@ -2,7 +2,9 @@
 //! incoming events (exported `incoming` interface), its outgoing events
 //! (imported `outgoing` interface) and the lifecycle hooks it exports.
 
-use std::collections::HashMap;
+// Looked up by every event (foldhash: a fraction of SipHash's cost; its
+// seed is random per map, as std's is).
+use foldhash::{HashMap, HashMapExt};
 
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentFunc, ComponentInstance, ComponentItem, Type};
