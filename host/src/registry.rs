@@ -415,9 +415,12 @@ impl Registry {
     /// errors go to whoever asked.
     pub fn send_to(&self, id: ClientId, event: Arc<OutgoingEvent>) {
         if let Some(client) = self.state().clients.get(&id)
-            && push(client, Outbound::Event(event.clone()))
+            && let Some(slot) = reserve(client)
         {
             self.metrics.event_out(event.name(), 1);
+            // Handed over, not cloned: the writer, holding the only
+            // reference, encodes it whole (`OutgoingEvent::into_frame`).
+            slot.send(Outbound::Event(event));
         }
     }
 
@@ -541,19 +544,25 @@ fn forget_node(state: &mut State, node: NodeId) -> usize {
     ids.len()
 }
 
-/// Queues without waiting; a full queue means a reader that does not keep
-/// up, and it is disconnected rather than let memory grow.
+/// Queues without waiting; see [`reserve`].
 fn push(client: &Client, item: Outbound) -> bool {
-    match client.outbox.try_send(item) {
-        Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
+    reserve(client).map(|slot| slot.send(item)).is_some()
+}
+
+/// A place in the client's queue, without waiting; a full queue means a
+/// reader that does not keep up, and it is disconnected rather than let
+/// memory grow.
+fn reserve(client: &Client) -> Option<mpsc::Permit<'_, Outbound>> {
+    match client.outbox.try_reserve() {
+        Ok(slot) => Some(slot),
+        Err(mpsc::error::TrySendError::Full(())) => {
             if client.control.current().is_none() {
                 tracing::warn!(client = client.id, "outbound queue full: disconnecting a client that does not read");
             }
             client.control.request(CLOSE_SLOW_READER, "Outbound queue full");
-            false
+            None
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
+        Err(mpsc::error::TrySendError::Closed(())) => None,
     }
 }
 
@@ -584,6 +593,18 @@ mod tests {
         assert_eq!(registry.deliver(&Target::Client(b.id), event()), 0);
         assert!(a.outbox.try_recv().is_ok());
         assert!(b.outbox.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_reply_is_queued_whole_and_counted() {
+        let registry = Registry::new(8);
+        let mut a = registry.connect();
+        registry.send_to(a.id, event());
+        match a.outbox.try_recv() {
+            Ok(Outbound::Event(event)) => assert_eq!(Arc::strong_count(&event), 1),
+            other => panic!("expected the event, got {other:?}"),
+        }
+        assert_eq!(registry.metrics().snapshot().events_out.get("x"), Some(&1));
     }
 
     #[test]
