@@ -9,12 +9,11 @@
 //! beyond this node. Only a client's own node changes it; others read it.
 
 use std::collections::{BTreeMap, BTreeSet};
-
-// Looked up by every delivery (foldhash: a fraction of SipHash's cost).
-use foldhash::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+// Looked up by every delivery (foldhash: a fraction of SipHash's cost).
+use foldhash::HashMap;
 use tokio::sync::{mpsc, watch};
 
 use crate::codec::{Frame, Message, OutgoingEvent};
