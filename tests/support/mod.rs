@@ -72,7 +72,6 @@ fn capture_logs() {
     let _ = tracing_subscriber::registry().with(capture).with(console).try_init();
 }
 
-/// One engine for the whole test binary.
 /// Fields of a `/proc/.../stat` file (a process's or a thread's), read at
 /// once and numbered as in proc(5); they are counted after the name in
 /// parentheses (field 2), which may hold spaces.
@@ -87,6 +86,7 @@ pub fn proc_stat_fields<const N: usize>(stat_path: impl AsRef<std::path::Path>, 
     })
 }
 
+/// One engine for the whole test binary.
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| Runtime::new().expect("engine"))
