@@ -54,10 +54,14 @@ impl Codec {
 
     /// Encodes a message in this codec.
     pub fn encode(self, message: &Message) -> Frame {
-        let values = message.to_values();
+        self.encode_values(&message.to_values())
+    }
+
+    /// Encodes a message's values, in order, in this codec.
+    fn encode_values<'a>(self, values: impl IntoIterator<Item = &'a Value>) -> Frame {
         match self {
-            Codec::Binary => Frame::Binary(binary::encode(&values).into()),
-            Codec::Json => Frame::Text(json::encode(&values)),
+            Codec::Binary => Frame::Binary(binary::encode(values).into()),
+            Codec::Json => Frame::Text(json::encode(values)),
         }
     }
 }

@@ -48,11 +48,7 @@ impl OutgoingEvent {
             Err(shared) => return shared.frame(codec, id),
         };
         let (name, id, reply_to) = (Value::String(event.name), id_value(id), reply_to_value(event.reply_to));
-        let values = [&name, &id, &reply_to].into_iter().chain(&event.args);
-        match codec {
-            Codec::Binary => Frame::Binary(binary::encode(values).into()),
-            Codec::Json => Frame::Text(json::encode(values)),
-        }
+        codec.encode_values([&name, &id, &reply_to].into_iter().chain(&event.args))
     }
 
     /// The frame for one of its recipients, whose next event id is `id`.
