@@ -35,6 +35,13 @@ impl<S> ReadAhead<S> {
     pub fn new(inner: S) -> Self {
         ReadAhead { inner, spill: BytesMut::new(), error: None }
     }
+
+    /// Frees the spill once nothing is left in it.
+    fn free_drained_spill(&mut self) {
+        if self.spill.is_empty() {
+            self.spill = BytesMut::new();
+        }
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
@@ -44,9 +51,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
             let n = this.spill.len().min(buf.remaining());
             buf.put_slice(&this.spill[..n]);
             this.spill.advance(n);
-            if this.spill.is_empty() {
-                this.spill = BytesMut::new();
-            }
+            this.free_drained_spill();
             return Poll::Ready(Ok(()));
         }
         if let Some(error) = this.error.take() {
@@ -61,9 +66,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
                 // End of stream or nothing more yet: the next read finds out again.
                 Poll::Ready(Ok(_)) | Poll::Pending => {}
             }
-            if this.spill.is_empty() {
-                this.spill = BytesMut::new();
-            }
+            this.free_drained_spill();
         }
         Poll::Ready(Ok(()))
     }
