@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
 
 use crate::client::{Ws, connect, decode, echo_request, event};
+use crate::pacer::Pacer;
 use crate::servers::{Kind, Server};
 use ws_host::codec::Message;
 
@@ -81,36 +82,30 @@ pub async fn closed_loop(server: &Server, connections: usize, payload: usize, ph
 }
 
 /// `connections` clients sending `rate` requests per second in all, evenly
-/// spaced, whatever the replies do.
+/// spaced (slot k goes to connection k mod `connections`), whatever the
+/// replies do.
 pub async fn fixed_rate(server: &Server, connections: usize, payload: usize, rate: f64, phase: Duration) -> Figures {
     let clients = connect_all(server, connections).await;
     let cpu = server.cpu_time();
-    let interval = Duration::from_secs_f64(connections as f64 / rate);
     let start = Instant::now() + Duration::from_millis(10);
-    let tasks: Vec<_> = clients
+    let mut pacer = Pacer::new(start, Duration::from_secs_f64(1.0 / rate)).expect("a timerfd for the send schedule");
+    let (slots, tasks): (Vec<_>, Vec<_>) = clients
         .into_iter()
-        .enumerate()
-        .map(|(n, ws)| {
+        .map(|ws| {
             let ezez = server.kind.ezez();
-            // Spread the connections' schedules over one interval.
-            let first = start + interval.mul_f64(n as f64 / connections as f64);
-            tokio::spawn(async move {
+            let (slot, mut due) = mpsc::unbounded_channel::<Instant>();
+            let task = tokio::spawn(async move {
                 let (mut sink, mut stream) = ws.split();
                 let (scheduled_tx, mut scheduled) = mpsc::unbounded_channel::<Instant>();
                 let sender = tokio::spawn(async move {
                     let text = "x".repeat(payload);
-                    let mut ticks = tokio::time::interval_at(first.into(), interval);
-                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
                     let mut id = 0;
-                    loop {
-                        let at = ticks.tick().await.into_std();
-                        if at >= first + phase {
-                            return sink;
-                        }
+                    while let Some(at) = due.recv().await {
                         id += 1;
                         scheduled_tx.send(at).unwrap();
                         sink.send(echo_request(ezez, id, &text)).await.expect("send");
                     }
+                    sink
                 });
                 let mut latency = Histogram::<u64>::new(3).unwrap();
                 // Replies come in request order on one connection.
@@ -121,9 +116,22 @@ pub async fn fixed_rate(server: &Server, connections: usize, payload: usize, rat
                 let mut ws = sender.await.unwrap().reunite(stream).unwrap();
                 let _ = ws.close(None).await;
                 latency
-            })
+            });
+            (slot, task)
         })
-        .collect();
+        .unzip();
+    tokio::spawn(async move {
+        loop {
+            for k in pacer.due().await.expect("the send schedule's timer") {
+                let at = pacer.scheduled(k);
+                if at >= start + phase {
+                    // Dropping the slots ends each connection's sender.
+                    return;
+                }
+                slots[k as usize % slots.len()].send(at).unwrap();
+            }
+        }
+    });
     collect(server, cpu, tasks, phase).await
 }
 

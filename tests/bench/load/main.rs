@@ -8,7 +8,8 @@
 //!
 //! Phases (`BENCH_PHASES`, all by default: "echo,fanout,idle,languages,cluster"):
 //! echo closed loop over connections x payloads, then at a fixed rate of 80%
-//! of the native server's capacity; fan-out to room members; idle
+//! of the native server's capacity (requests paced by a kernel timer, see
+//! `pacer`); fan-out to room members; idle
 //! authenticated connections and the server's RSS per connection; the chat
 //! example built in each language (round trips and memory); fan-out with
 //! the room's members spread over 1, 2 and 3 cluster nodes sharing a
@@ -18,12 +19,14 @@
 //! and this generator to the other. Knobs (environment): `BENCH_SECONDS`
 //! per run (2), `BENCH_REPEATS` runs per echo row, each server's median
 //! printed (3), `BENCH_CONNECTIONS` ("1,100,1000"), `BENCH_PAYLOADS`
-//! ("20,1024,16384"), `BENCH_MEMBERS` (1000), `BENCH_IDLE` (10000).
+//! ("20,1024,16384"), `BENCH_MEMBERS` (1000), `BENCH_IDLE` (10000),
+//! `BENCH_LOAD` (the fixed rate as a fraction of native capacity, 0.8).
 
 mod client;
 mod echo;
 mod fanout;
 mod idle;
+mod pacer;
 mod servers;
 
 use std::time::Duration;
@@ -55,6 +58,8 @@ async fn main() {
     let repeats = knob("BENCH_REPEATS", "3")[0].max(1);
     let members = knob("BENCH_MEMBERS", "1000")[0];
     let idle_count = knob("BENCH_IDLE", "10000")[0];
+    let load =
+        std::env::var("BENCH_LOAD").map_or(Ok(0.8), |v| v.parse::<f64>()).expect("BENCH_LOAD: a fraction such as 0.8");
     let phases = std::env::var("BENCH_PHASES").unwrap_or_else(|_| "echo,fanout,idle,languages,cluster".into());
     let phases: Vec<&str> = phases.split(',').map(str::trim).collect();
     let cpu = std::env::var("SERVER_CPU").unwrap_or_else(|_| "-".into());
@@ -68,7 +73,7 @@ async fn main() {
         if phases.contains(&"echo") {
             let native_capacity = echo_matrix(&servers, &connections, &payloads, phase, repeats).await;
             handler_time(&servers).await;
-            fixed_rate(&servers, native_capacity * 0.8, phase, repeats).await;
+            fixed_rate(&servers, native_capacity, load, phase, repeats).await;
         }
         if phases.contains(&"fanout") {
             fanout(&servers, members).await;
@@ -203,12 +208,15 @@ async fn handler_time(servers: &[Server]) {
     );
 }
 
-/// Latency under a fixed load: 80% of the native server's capacity; native
-/// and wasm take turns `repeats` times and each keeps its median p99 run
-/// (node, far past its capacity at this rate, runs once).
-async fn fixed_rate(servers: &[Server], rate: f64, phase: Duration, repeats: usize) {
+/// Latency under a fixed load: `load` (0.8) of the native server's
+/// closed-loop capacity; native and wasm take turns `repeats` times and each
+/// keeps its median p99 run (node, far past its capacity at this rate, runs
+/// once).
+async fn fixed_rate(servers: &[Server], capacity: f64, load: f64, phase: Duration, repeats: usize) {
+    let rate = capacity * load;
     println!(
-        "\n## echo at a fixed rate of {rate:.0} msgs/s (80% of native capacity), 100 conns x 20 B, median p99 of {repeats} runs\n"
+        "\n## echo at a fixed rate of {rate:.0} msgs/s ({:.0}% of native capacity), 100 conns x 20 B, median p99 of {repeats} runs\n",
+        load * 100.0
     );
     println!("| server | msg/s | p50 us | p99 us | p99 / native p99 |");
     println!("|---|---:|---:|---:|---:|");
