@@ -218,8 +218,8 @@ async fn fixed_rate(servers: &[Server], capacity: f64, load: f64, phase: Duratio
         "\n## echo at a fixed rate of {rate:.0} msgs/s ({:.0}% of native capacity), 100 conns x 20 B, median p99 of {repeats} runs\n",
         load * 100.0
     );
-    println!("| server | msg/s | p50 us | p99 us | p99 / native p99 |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| server | msg/s | p50 us | p99 us | p99 / native p99 | p99 of each run, lowest - highest |");
+    println!("|---|---:|---:|---:|---:|---:|");
     let kinds = [Kind::Native, Kind::Wasm, Kind::Node];
     let server = |kind| servers.iter().find(|s| s.kind == kind).unwrap();
     let run = async |server: &Server| echo::fixed_rate(server, 100, 20, rate, phase).await;
@@ -227,11 +227,13 @@ async fn fixed_rate(servers: &[Server], capacity: f64, load: f64, phase: Duratio
     trials.extend(in_turns(&[server(Kind::Node)], 1, run).await);
     let mut native_p99 = None;
     for (kind, trials) in kinds.into_iter().zip(trials) {
+        let lowest = trials.iter().map(echo::Figures::p99).min().unwrap_or_default();
+        let highest = trials.iter().map(echo::Figures::p99).max().unwrap_or_default();
         let figures = echo::Figures::median_by(trials, |f| f.p99() as f64);
         let p99 = figures.p99();
         let base = *native_p99.get_or_insert(p99);
         println!(
-            "| {} | {:.0} | {} | {} | {:.2}x |",
+            "| {} | {:.0} | {} | {} | {:.2}x | {lowest} - {highest} |",
             kind.label(),
             figures.rate,
             figures.p50(),

@@ -69,3 +69,35 @@ impl Pacer {
 fn timespec(duration: Duration) -> Timespec {
     Timespec { tv_sec: duration.as_secs() as i64, tv_nsec: duration.subsec_nanos().into() }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn slots_come_due_in_order_none_early_none_left_behind() {
+        let period = Duration::from_micros(250);
+        let mut pacer = Pacer::new(Instant::now(), period).unwrap();
+        let mut next = 0;
+        while next < 40 {
+            if next % 10 == 0 {
+                // A busy generator: slots pile up meanwhile.
+                let busy = Instant::now();
+                while busy.elapsed() < 4 * period {}
+            }
+            let before = Instant::now();
+            let slots = pacer.due().await.unwrap();
+            let after = Instant::now();
+            assert_eq!(slots.start, next, "slots are handed out in order, none skipped");
+            assert!(!slots.is_empty(), "a wake-up hands out at least one slot");
+            assert!(pacer.scheduled(slots.end - 1) <= after, "a slot is never handed out before it is due");
+            // The kernel's schedule starts a moment after ours (the timer is
+            // armed after `start` was read): a millisecond covers that.
+            assert!(
+                pacer.scheduled(slots.end) + Duration::from_millis(1) > before,
+                "every slot due when the timer was read is handed out"
+            );
+            next = slots.end;
+        }
+    }
+}
