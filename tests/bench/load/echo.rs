@@ -17,11 +17,14 @@ use crate::servers::{Kind, Server};
 use ws_host::codec::Message;
 
 /// What one run measured: replies per second, their latency (us), and the
-/// CPU time the server spent meanwhile.
+/// CPU time the server spent meanwhile. At a fixed rate also how late the
+/// generator sent each request after its scheduled time (us): when that is
+/// small, the latency is the server's.
 pub struct Figures {
     pub rate: f64,
     pub latency: Histogram<u64>,
     pub server_cpu: Duration,
+    pub send_lateness: Histogram<u64>,
 }
 
 impl Figures {
@@ -37,6 +40,10 @@ impl Figures {
 
     pub fn p99(&self) -> u64 {
         self.latency.value_at_quantile(0.99)
+    }
+
+    pub fn send_lateness_p99(&self) -> u64 {
+        self.send_lateness.value_at_quantile(0.99)
     }
 
     /// The trial whose `key` is the median of `trials` (the upper one of an
@@ -78,7 +85,11 @@ pub async fn closed_loop(server: &Server, connections: usize, payload: usize, ph
             })
         })
         .collect();
-    collect(server, cpu, tasks, phase).await
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.push(task.await.unwrap());
+    }
+    collect(server, cpu, latencies, phase)
 }
 
 /// `connections` clients sending `rate` requests per second in all, evenly
@@ -99,13 +110,15 @@ pub async fn fixed_rate(server: &Server, connections: usize, payload: usize, rat
                 let (scheduled_tx, mut scheduled) = mpsc::unbounded_channel::<Instant>();
                 let sender = tokio::spawn(async move {
                     let text = "x".repeat(payload);
+                    let mut lateness = Histogram::<u64>::new(3).unwrap();
                     let mut id = 0;
                     while let Some(at) = due.recv().await {
                         id += 1;
+                        lateness.record(at.elapsed().as_micros() as u64).unwrap();
                         scheduled_tx.send(at).unwrap();
                         sink.send(echo_request(ezez, id, &text)).await.expect("send");
                     }
-                    sink
+                    (sink, lateness)
                 });
                 let mut latency = Histogram::<u64>::new(3).unwrap();
                 // Replies come in request order on one connection.
@@ -113,9 +126,9 @@ pub async fn fixed_rate(server: &Server, connections: usize, payload: usize, rat
                     expect_reply(stream.next().await);
                     latency.record(at.elapsed().as_micros() as u64).unwrap();
                 }
-                let mut ws = sender.await.unwrap().reunite(stream).unwrap();
-                let _ = ws.close(None).await;
-                latency
+                let (sink, lateness) = sender.await.unwrap();
+                let _ = sink.reunite(stream).unwrap().close(None).await;
+                (latency, lateness)
             });
             (slot, task)
         })
@@ -132,7 +145,14 @@ pub async fn fixed_rate(server: &Server, connections: usize, payload: usize, rat
             }
         }
     });
-    collect(server, cpu, tasks, phase).await
+    let mut send_lateness = Histogram::<u64>::new(3).unwrap();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        let (latency, lateness) = task.await.unwrap();
+        send_lateness.add(lateness).unwrap();
+        latencies.push(latency);
+    }
+    Figures { send_lateness, ..collect(server, cpu, latencies, phase) }
 }
 
 /// One request and what answers it: the echo reply, or the chat's `said`.
@@ -168,16 +188,12 @@ fn expect_reply<E: std::fmt::Debug>(reply: Option<Result<tokio_tungstenite::tung
 
 /// Gathers the connections' histograms; `cpu` is the server's CPU time
 /// when the load started.
-async fn collect(
-    server: &Server,
-    cpu: Duration,
-    tasks: Vec<tokio::task::JoinHandle<Histogram<u64>>>,
-    phase: Duration,
-) -> Figures {
+fn collect(server: &Server, cpu: Duration, latencies: Vec<Histogram<u64>>, phase: Duration) -> Figures {
     let mut latency = Histogram::<u64>::new(3).unwrap();
-    for task in tasks {
-        latency.add(task.await.unwrap()).unwrap();
+    for each in latencies {
+        latency.add(each).unwrap();
     }
     let server_cpu = server.cpu_time().saturating_sub(cpu);
-    Figures { rate: latency.len() as f64 / phase.as_secs_f64(), latency, server_cpu }
+    let send_lateness = Histogram::<u64>::new(3).unwrap();
+    Figures { rate: latency.len() as f64 / phase.as_secs_f64(), latency, server_cpu, send_lateness }
 }

@@ -227,8 +227,10 @@ async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phase: D
     println!(
         "\n## echo at a fixed rate of {rate:.0} msgs/s ({percent:.0}% of native capacity), 100 conns x 20 B, median p99 of {repeats} runs\n"
     );
-    println!("| server | msg/s | p50 us | p99 us | p99 / native p99 | p99 of each run, lowest - highest |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| server | msg/s | p50 us | p99 us | p99 / native p99 | p99 of each run, lowest - highest | generator's send lateness p99 us |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     let server = |kind| servers.iter().find(|s| s.kind == kind).unwrap();
     let own = format!("wasm at {percent:.0}% of its own capacity");
     let subjects = [
@@ -248,11 +250,12 @@ async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phase: D
         let p99 = figures.p99();
         let base = *native_p99.get_or_insert(p99);
         println!(
-            "| {label} | {:.0} | {} | {} | {:.2}x | {lowest} - {highest} |",
+            "| {label} | {:.0} | {} | {} | {:.2}x | {lowest} - {highest} | {} |",
             figures.rate,
             figures.p50(),
             p99,
-            p99 as f64 / base as f64
+            p99 as f64 / base as f64,
+            figures.send_lateness_p99()
         );
     }
     println!(
