@@ -23,18 +23,26 @@ command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get ins
 out="${TMPDIR:-/tmp}/ws-host-callgrind"
 mkdir -p "$out"
 
+# Prints the address the server logged to $1 once it listens; nothing if it
+# did not within two minutes (valgrind starts slowly).
+address_in() {
+    local addr=""
+    for _ in $(seq 600); do
+        addr=$(grep -o 'ws://[0-9.:]*' "$1" | head -1 || true)
+        [ -n "$addr" ] && break
+        sleep 0.2
+    done
+    echo "$addr"
+}
+
 # Prints the instructions the server ran until it had answered $1 echoes.
 instructions() {
     local profile="$out/$server.$1" log="$out/$server.$1.stdout"
     rm -f "$profile" "$profile".*
     valgrind --tool=callgrind --callgrind-out-file="$profile" "${command[@]}" >"$log" 2>"$out/$server.$1.stderr" &
     local pid=$!
-    local addr=""
-    for _ in $(seq 600); do
-        addr=$(grep -o 'ws://[0-9.:]*' "$log" | head -1 || true)
-        [ -n "$addr" ] && break
-        sleep 0.2
-    done
+    local addr
+    addr=$(address_in "$log")
     [ -n "$addr" ] || { echo "the $server server did not start: see $out/$server.$1.stderr" >&2; kill -9 $pid; exit 1; }
     node tests/node/echo-client.mjs "$addr/" "$1" "$size" >/dev/null
     # Dump the counts while it runs: the native server has no SIGINT handler.
@@ -48,10 +56,7 @@ instructions() {
 # include compiling the handler (the second would find it in the cache).
 "${command[@]}" >"$out/$server.warm.stdout" 2>&1 &
 warm=$!
-for _ in $(seq 100); do
-    grep -q 'ws://' "$out/$server.warm.stdout" && break
-    sleep 0.1
-done
+address_in "$out/$server.warm.stdout" >/dev/null
 kill "$warm"
 wait "$warm" 2>/dev/null || true
 
