@@ -1,6 +1,8 @@
 //! Builds every guest component the tests use (the examples and the test
 //! fixtures) for wasm32-wasip2, and exposes their paths as `GUEST_<NAME>`
-//! environment constants. Needs `rustup target add wasm32-wasip2`.
+//! environment constants. Needs `rustup target add wasm32-wasip2`. Components
+//! no compiler would produce (a core start function, say) are written by hand
+//! in `guests/wat` and assembled here.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,6 +51,18 @@ fn main() {
         let out = target_dir.join(format!("{example}.wasm"));
         build_script(&root.join("examples").join(example), sources, needs, &out);
         export(example, &out);
+    }
+    let assembled = target_dir.join("wat");
+    println!("cargo:rerun-if-changed={}", manifest_dir.join("guests/wat").display());
+    std::fs::create_dir_all(&assembled).unwrap();
+    for entry in std::fs::read_dir(manifest_dir.join("guests/wat")).unwrap() {
+        let source = entry.unwrap().path();
+        println!("cargo:rerun-if-changed={}", source.display());
+        let name = source.file_stem().unwrap().to_string_lossy().into_owned();
+        let wasm = wat::parse_file(&source).unwrap_or_else(|e| panic!("{}: {e}", source.display()));
+        let out = assembled.join(format!("{name}.wasm"));
+        std::fs::write(&out, wasm).unwrap();
+        export(&name, &out);
     }
     let variants = target_dir.join("variants");
     std::fs::create_dir_all(&variants).unwrap();

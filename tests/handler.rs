@@ -4,7 +4,7 @@
 
 use ws_host::codec::{ERROR, Event, Message, Value};
 use ws_host::{Config, Sandbox};
-use ws_host_tests::{Client, TestServer, guests, n, s};
+use ws_host_tests::{Client, TestServer, guests, logs, n, s};
 
 fn id_of(reply: &Event) -> u64 {
     match reply.args.as_slice() {
@@ -35,6 +35,8 @@ async fn every_kind_of_guest_failure_replaces_the_instance_and_keeps_connections
         assert_eq!(bystander.request("myRooms", vec![]).await.args, vec![Value::Array(vec![s("lobby")])]);
     }
     assert_eq!(victim.request("count", vec![]).await.args, vec![n(1.0)]);
+    // The log names the limit that stopped the loop, and the setting for it.
+    assert!(logs().contains("stopped at the deadline of 200 ms per call (raise it with `--event-deadline-ms`)"));
 }
 
 #[tokio::test]

@@ -306,3 +306,18 @@ fn every_command_has_help() {
         assert!(text.contains("Usage: ws-host"), "{text}");
     }
 }
+
+#[test]
+fn a_handler_that_blocks_or_hangs_while_starting() {
+    // Guest code run at instantiation may wait on WASI: it runs off the
+    // runtime's threads, so the server starts.
+    let (mut child, _url) = start(&[guests::BLOCKING_START]);
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+    // Guest code that never returns is stopped by the deadline: one line.
+    let stderr = fails(&["run", guests::SPINNING_START, "--port", "0", "--event-deadline-ms", "100"]);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: handler spinning-start failed while starting: stopped at the deadline of 100 ms")
+    );
+}

@@ -34,6 +34,10 @@ pub mod guests {
     pub const COUNTER_V3: &str = env!("GUEST_COUNTER_V3");
     pub const COUNTER_BIG: &str = env!("GUEST_COUNTER_BIG");
     pub const FANOUT: &str = env!("GUEST_FANOUT");
+    /// Hand-written (guests/wat): waits on a WASI timer while instantiated.
+    pub const BLOCKING_START: &str = env!("GUEST_BLOCKING_START");
+    /// Hand-written (guests/wat): never returns from instantiation.
+    pub const SPINNING_START: &str = env!("GUEST_SPINNING_START");
 }
 
 /// Longest any single step may take before a test fails instead of hanging.

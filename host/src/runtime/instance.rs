@@ -10,7 +10,7 @@ use wasmtime::component::{
     ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Lower, TypedFunc, Val,
 };
 use wasmtime::error::Context as _;
-use wasmtime::{Store, StoreLimitsBuilder};
+use wasmtime::{Store, StoreLimitsBuilder, Trap};
 
 use super::bindings::{RawMessage, Request};
 use super::host::{HostState, SendBudget};
@@ -26,8 +26,7 @@ pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(5);
 pub struct Live {
     store: Store<HostState>,
     instance: Instance,
-    deadline_ticks: u64,
-    fuel: Option<u64>,
+    limits: CallLimits,
     /// Each export's typed function, found and type-checked on its first
     /// call: a `TypedFunc<P, R>` per export and signature it was called
     /// with. A list: handlers export a handful of functions.
@@ -43,25 +42,25 @@ impl Live {
         config: &Config,
     ) -> wasmtime::Result<Live> {
         let sandbox = &config.sandbox;
-        let limits = StoreLimitsBuilder::new().memory_size(sandbox.memory_bytes).instances(16).build();
+        let memory = StoreLimitsBuilder::new().memory_size(sandbox.memory_bytes).instances(16).build();
         let sends = SendBudget {
             left: sandbox.max_sends_per_event,
             per_call: sandbox.max_sends_per_event,
             max_bytes: config.max_payload_bytes,
         };
-        let state = HostState::new(handler, registry, limits, sends, sandbox.allow_wall_clock);
+        let state = HostState::new(handler, registry, memory, sends, sandbox.allow_wall_clock);
         let mut store = Store::new(pre.engine(), state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();
-        let deadline_ticks = (sandbox.event_deadline().as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1;
-        refill(&mut store, deadline_ticks, sandbox.fuel)?;
-        let instance = pre.instantiate(&mut store)?;
-        Ok(Live { store, instance, deadline_ticks, fuel: sandbox.fuel, typed: Vec::new() })
+        let limits = CallLimits { deadline_ms: sandbox.event_deadline_ms, fuel: sandbox.fuel };
+        limits.refill(&mut store)?;
+        let instance = pre.instantiate(&mut store).map_err(|e| limits.explain(e))?;
+        Ok(Live { store, instance, limits, typed: Vec::new() })
     }
 
     /// Gives the next call its full deadline, fuel and send budget.
     fn begin_call(&mut self) -> wasmtime::Result<()> {
-        refill(&mut self.store, self.deadline_ticks, self.fuel)
+        self.limits.refill(&mut self.store)
     }
 
     /// Calls an incoming event's function; returns the reply's wire values
@@ -83,7 +82,7 @@ impl Live {
         params.extend(args);
         let mut results = vec![Val::Bool(false); event.results.len()];
         self.begin_call()?;
-        func.call(&mut self.store, &params, &mut results)?;
+        func.call(&mut self.store, &params, &mut results).map_err(|e| self.limits.explain(e))?;
         Ok(reply_args(&results, &event.results))
     }
 
@@ -183,7 +182,7 @@ impl Live {
     {
         let func = self.typed_func::<Params, Results>(index, what)?;
         self.begin_call()?;
-        func.call(&mut self.store, params)
+        func.call(&mut self.store, params).map_err(|e| self.limits.explain(e))
     }
 
     /// The export's typed function from the cache, or found and checked
@@ -221,12 +220,38 @@ fn reply_args(results: &[Val], types: &[Type]) -> Vec<Value> {
     }
 }
 
-fn refill(store: &mut Store<HostState>, deadline_ticks: u64, fuel: Option<u64>) -> wasmtime::Result<()> {
-    store.set_epoch_deadline(deadline_ticks);
-    if let Some(fuel) = fuel {
-        store.set_fuel(fuel).context("a fuel limit needs a runtime with fuel enabled (`RuntimeOptions::fuel`)")?;
+/// What bounds each call into the guest (instantiation included).
+struct CallLimits {
+    deadline_ms: u64,
+    fuel: Option<u64>,
+}
+
+impl CallLimits {
+    /// Gives the next call its full deadline, fuel and send budget.
+    fn refill(&self, store: &mut Store<HostState>) -> wasmtime::Result<()> {
+        let ticks = (self.deadline_ms / EPOCH_TICK.as_millis() as u64).max(1) + 1;
+        store.set_epoch_deadline(ticks);
+        if let Some(fuel) = self.fuel {
+            store.set_fuel(fuel).context("a fuel limit needs a runtime with fuel enabled (`RuntimeOptions::fuel`)")?;
+        }
+        let sends = &mut store.data_mut().sends;
+        sends.left = sends.per_call;
+        Ok(())
     }
-    let sends = &mut store.data_mut().sends;
-    sends.left = sends.per_call;
-    Ok(())
+
+    /// Names the limit a call was stopped by and the setting that sets it:
+    /// wasmtime itself only says `interrupt` or `all fuel consumed`.
+    fn explain(&self, error: wasmtime::Error) -> wasmtime::Error {
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => error.context(format!(
+                "stopped at the deadline of {} ms per call (raise it with `--event-deadline-ms`)",
+                self.deadline_ms
+            )),
+            Some(Trap::OutOfFuel) => error.context(format!(
+                "stopped when it had used its {} units of fuel per call (raise them with `--fuel`)",
+                self.fuel.unwrap_or_default()
+            )),
+            _ => error,
+        }
+    }
 }

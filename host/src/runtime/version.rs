@@ -122,8 +122,8 @@ pub fn prepare(
     };
     let schema = Schema::read(engine, &component).map_err(|source| LoadError::Schema { name: named(), source })?;
     let pre = link(engine, &component, &schema).map_err(|cause| LoadError::Link { name: named(), cause })?;
-    let live = Live::start(&pre, name.clone(), registry.clone(), config)
-        .map_err(|cause| LoadError::Start { name: named(), cause })?;
+    let live =
+        start_off_runtime(&pre, name, registry, config).map_err(|cause| LoadError::Start { name: named(), cause })?;
     let mut hasher = DefaultHasher::new();
     bytes.hash(&mut hasher);
     let version = Version {
@@ -136,6 +136,27 @@ pub fn prepare(
         schema,
     };
     Ok(Candidate { version: Arc::new(version), pre, live })
+}
+
+/// Starts the first instance on a thread of its own. Instantiating runs
+/// guest code (a core start function), and guest code must never run on a
+/// thread that drives tokio tasks: wasmtime-wasi's blocking calls wait
+/// through tokio's `block_on`, which panics there. `prepare` is called from
+/// async code (`Handler::load` in `ws-host run`), so it cannot rely on its
+/// caller's thread; a thread costs tens of microseconds against the compile.
+fn start_off_runtime(
+    pre: &InstancePre<HostState>,
+    name: &Arc<str>,
+    registry: &Arc<Registry>,
+    config: &Config,
+) -> wasmtime::Result<Live> {
+    std::thread::scope(|scope| {
+        let starting = std::thread::Builder::new()
+            .name(format!("start-{name}"))
+            .spawn_scoped(scope, || Live::start(pre, name.clone(), registry.clone(), config))
+            .map_err(|e| wasmtime::format_err!("cannot start a thread to instantiate on: {e}"))?;
+        starting.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 fn link(engine: &wasmtime::Engine, component: &Component, schema: &Schema) -> wasmtime::Result<InstancePre<HostState>> {
