@@ -150,7 +150,7 @@ async fn guest_code_run_while_instantiating_is_sandboxed_too() {
     assert!(error.starts_with("handler spinning-start failed while starting:"), "{error}");
     assert!(error.contains("stopped at the deadline of 200 ms per call"), "{error}");
     // Swapped in, it is refused and the running version keeps serving.
-    let error = handler.swap(spinning).await.err().expect("refused").to_string();
+    let error = handler.swap(spinning).await.expect_err("refused").to_string();
     assert!(error.contains("stopped at the deadline of 1000 ms per call"), "{error}");
     assert_eq!(handler.version().number, 2);
 }
