@@ -1,6 +1,7 @@
-//! The sandbox holds: a handler that floods, sends a giant message, or burns
-//! its fuel is stopped at the limit and logged; a client that never reads is
-//! dropped. Throughout, a well-behaved client keeps getting its replies.
+//! The sandbox holds: a handler that floods, sends or replies a giant
+//! message, or burns its fuel is stopped at the limit and logged; a client
+//! that never reads is dropped. Throughout, a well-behaved client keeps
+//! getting its replies.
 
 use std::time::Duration;
 
@@ -50,6 +51,17 @@ async fn a_giant_message_is_refused() {
     failed(&client.reply_to(blast).await, "blast");
     assert!(logged("giant", "`blob` of about 102400 bytes is over the max payload of 65536 bytes"), "{}", logs());
     assert_eq!(client.request("echoU8", vec![n(5.0)]).await.args, vec![n(5.0)]);
+
+    // A reply is held to the same limit; the call went well, so the
+    // instance stays (its count goes on).
+    assert_eq!(client.request("count", vec![]).await.args, vec![n(1.0)]);
+    let kib = "x".repeat(1024);
+    let reply = client.request("repeat", vec![s(&kib), n(100.0)]).await;
+    assert_eq!(reply.name, ERROR);
+    assert_eq!(reply.args, vec![s("repeat: the reply is over the max payload of 65536 bytes")]);
+    assert!(logged("giant", "reply refused: about 102400 bytes, over the max payload of 65536 bytes"), "{}", logs());
+    assert_eq!(client.request("repeat", vec![s(&kib), n(60.0)]).await.args, vec![s(&kib.repeat(60))]);
+    assert_eq!(client.request("count", vec![]).await.args, vec![n(2.0)]);
 }
 
 #[tokio::test]

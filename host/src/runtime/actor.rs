@@ -87,7 +87,7 @@ impl Actor {
                 let lifecycle = self.version.schema.lifecycle.clone();
                 self.call("on-auth-ok", |live| live.on_auth_ok(&lifecycle, client));
             }
-            Job::Event { client, event, args, version } => self.event(registry, client, event, args, version),
+            Job::Event { client, event, args, version } => self.event(shared, client, event, args, version),
             Job::Disconnect { client, code, reason, notify_guest, done } => {
                 if notify_guest {
                     let lifecycle = self.version.schema.lifecycle.clone();
@@ -115,7 +115,8 @@ impl Actor {
         }
     }
 
-    fn event(&mut self, registry: &Registry, client: ClientId, mut event: Event, args: Vec<Val>, by: Arc<Version>) {
+    fn event(&mut self, shared: &Shared, client: ClientId, mut event: Event, args: Vec<Val>, by: Arc<Version>) {
+        let registry = &shared.registry;
         let version = self.version.clone();
         let args = if by.number == version.number {
             args
@@ -133,7 +134,7 @@ impl Actor {
         registry.metrics().handler_time(started.elapsed());
         match outcome {
             Some(reply_args) if reply_args.is_empty() => {}
-            Some(reply_args) => reply(registry, client, event, reply_args),
+            Some(reply_args) => reply(shared, client, event, reply_args),
             None => reply_failed(registry, client, &event),
         }
     }
@@ -210,8 +211,23 @@ fn unwrap_version(version: Arc<Version>) -> Version {
 /// The rejection reason when the auth decision itself failed (a trap, a panic).
 pub const AUTH_CHECK_FAILED: &str = "Auth check failed";
 
-/// Replies to `event` with `args`.
-pub fn reply(registry: &Registry, client: ClientId, event: Event, args: Vec<Value>) {
+/// Replies to `event` with `args`. A reply is held to the max payload as
+/// every outgoing event is: one over it is not sent, the client gets an error
+/// instead and the log says why. The call itself went well, so the instance
+/// stays.
+pub(super) fn reply(shared: &Shared, client: ClientId, event: Event, args: Vec<Value>) {
+    let registry = &shared.registry;
+    let (size, max) = (args.iter().map(Value::size_hint).sum::<usize>(), shared.config.max_payload_bytes);
+    if size > max {
+        registry.metrics().trap();
+        tracing::warn!(
+            handler = %shared.name,
+            event = %event.name,
+            "reply refused: about {size} bytes, over the max payload of {max} bytes (raise it with `--max-payload`)"
+        );
+        let message = format!("{}: the reply is over the max payload of {max} bytes", event.name);
+        return reply_error(registry, client, event.id, message);
+    }
     registry.send_to(client, Arc::new(OutgoingEvent::new(event.name, Some(event.id), args)));
 }
 

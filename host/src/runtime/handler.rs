@@ -37,7 +37,7 @@ pub(super) struct Shared {
     jobs: mpsc::Sender<Job>,
     /// `None` for a native handler: nothing to compile, nothing to swap.
     runtime: Option<Runtime>,
-    config: Config,
+    pub(super) config: Config,
 }
 
 /// A running handler; cheap to clone. The actor stops when the last clone
