@@ -25,7 +25,7 @@ async fn every_kind_of_guest_failure_replaces_the_instance_and_keeps_connections
     victim.send("setCtx", vec![s("kept")]).await;
     bystander.request("join", vec![s("lobby")]).await;
 
-    for how in ["panic", "loop", "alloc", "recurse"] {
+    for how in ["panic", "loop", "sleep", "alloc", "recurse"] {
         assert_eq!(victim.request("count", vec![]).await.args, vec![n(1.0)], "fresh instance before {how}");
         let reply = victim.request("crash", vec![s(how)]).await;
         assert_eq!(reply.name, ERROR, "{how}");

@@ -1,6 +1,7 @@
 //! The store's data and the host side of the `ws-host:server/host` interface.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits};
@@ -19,6 +20,9 @@ pub struct HostState {
     pub limits: Limits,
     /// What the guest may send during one call.
     pub sends: SendBudget,
+    /// When the running call's deadline passes (for waits in host calls,
+    /// which the engine's epoch does not interrupt).
+    pub deadline: Instant,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -103,7 +107,12 @@ impl HostState {
             wasi.wall_clock(StoppedClock);
         }
         let wasi = wasi.build();
-        HostState { handler, registry, limits, sends, wasi, table: ResourceTable::new() }
+        HostState { handler, registry, limits, sends, deadline: Instant::now(), wasi, table: ResourceTable::new() }
+    }
+
+    /// How long the running call may still wait.
+    pub fn time_left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
     }
 }
 

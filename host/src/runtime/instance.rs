@@ -234,8 +234,9 @@ impl CallLimits {
         if let Some(fuel) = self.fuel {
             store.set_fuel(fuel).context("a fuel limit needs a runtime with fuel enabled (`RuntimeOptions::fuel`)")?;
         }
-        let sends = &mut store.data_mut().sends;
-        sends.left = sends.per_call;
+        let state = store.data_mut();
+        state.sends.left = state.sends.per_call;
+        state.deadline = std::time::Instant::now() + std::time::Duration::from_millis(self.deadline_ms);
         Ok(())
     }
 

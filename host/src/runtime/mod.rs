@@ -14,6 +14,7 @@ mod outgoing;
 mod scheduling;
 pub mod schema;
 mod version;
+mod wasi_wait;
 
 pub use handler::{Handler, RequestInfo};
 pub use native::NativeHandler;

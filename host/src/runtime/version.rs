@@ -162,6 +162,7 @@ fn start_off_runtime(
 fn link(engine: &wasmtime::Engine, component: &Component, schema: &Schema) -> wasmtime::Result<InstancePre<HostState>> {
     let mut linker = Linker::<HostState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    super::wasi_wait::add_to_linker(&mut linker)?;
     bindings::HandlerWithLifecycle::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
     if let Some((interface, events)) = &schema.outgoing {
         super::outgoing::add_to_linker(&mut linker, interface, events)?;
