@@ -166,3 +166,21 @@ async fn guest_code_run_while_instantiating_is_sandboxed_too() {
     assert!(error.contains("stopped at the deadline of 1000 ms per call"), "{error}");
     assert_eq!(handler.version().number, 2);
 }
+
+#[tokio::test]
+async fn a_handler_that_logs_in_a_loop_is_held_to_its_lines_per_second() {
+    let sandbox = Sandbox { max_log_lines_per_second: 50, ..Sandbox::default() };
+    let server = TestServer::named("chatty", guests::FIXTURE, config(sandbox), runtime()).await;
+    let mut client = server.client("k").await;
+    client.send("chatter", vec![n(5000.0)]).await;
+    // The next reply comes after the chatter call has finished.
+    assert_eq!(client.request("echoU8", vec![n(1.0)]).await.args, vec![n(1.0)]);
+    let logs = logs();
+    let kept = logs.lines().filter(|line| line.contains("chatter ") && line.contains("chatty")).count();
+    // One call takes well under a second; should it straddle a second's
+    // start, two seconds' worth get through.
+    assert!((50..=100).contains(&kept), "{kept} lines kept");
+    assert!(logged("chatty", "more than 50 log lines in a second: the rest of this second's are dropped"), "{logs}");
+    // Both ways in are kept: the host's `log` and stdout.
+    assert!(logs.contains("chatter 0") && logs.contains("chatter 1"), "{logs}");
+}

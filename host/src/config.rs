@@ -50,6 +50,9 @@ pub struct Sandbox {
     pub event_queue: usize,
     /// Outgoing events one call may send before it is stopped (a flood).
     pub max_sends_per_event: u32,
+    /// Lines one instance may log per second (`log` calls, stdout and
+    /// stderr together); the rest of that second's are dropped.
+    pub max_log_lines_per_second: u32,
     /// WebAssembly instructions (roughly) one event may run; `None` for no
     /// fuel metering (the deadline still applies). Needs a runtime created
     /// with fuel enabled.
@@ -80,6 +83,7 @@ impl Default for Sandbox {
             memory_bytes: 64 << 20,
             event_queue: 1024,
             max_sends_per_event: 10_000,
+            max_log_lines_per_second: 1_000,
             fuel: None,
             allow_wall_clock: false,
         }

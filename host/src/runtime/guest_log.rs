@@ -1,10 +1,12 @@
 //! A guest's stdout and stderr, line by line into the host's log (a Rust
-//! guest's panic message arrives here).
+//! guest's panic message arrives here), and the rate limit its log lines
+//! share with the `log` import.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
@@ -12,7 +14,42 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
 /// Longest line kept; the rest of an overlong line is dropped.
-const MAX_LINE: usize = 4096;
+pub const MAX_LINE: usize = 4096;
+
+/// How many lines one instance may log per second: its `log` calls, stdout
+/// and stderr together. Past it, the rest of that second's lines are
+/// dropped with one warning, so a guest printing in a loop cannot flood the
+/// host's log (or slow the host down writing it).
+pub struct LogLimit {
+    handler: Arc<str>,
+    per_second: u32,
+    /// When the current second began, and the lines logged in it.
+    window: Mutex<(Instant, u32)>,
+}
+
+impl LogLimit {
+    pub fn new(handler: Arc<str>, per_second: u32) -> Arc<Self> {
+        Arc::new(LogLimit { handler, per_second, window: Mutex::new((Instant::now(), 0)) })
+    }
+
+    /// Whether one more line may go to the log now.
+    pub fn admit(&self) -> bool {
+        let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if now.duration_since(window.0) >= Duration::from_secs(1) {
+            *window = (now, 0);
+        }
+        window.1 = window.1.saturating_add(1);
+        if window.1 == self.per_second.saturating_add(1) {
+            tracing::warn!(
+                handler = %self.handler,
+                "more than {} log lines in a second: the rest of this second's are dropped (raise the limit with `--max-log-lines-per-second`)",
+                self.per_second
+            );
+        }
+        window.1 <= self.per_second
+    }
+}
 
 /// A guest output stream that writes complete lines to `tracing`.
 #[derive(Clone)]
@@ -20,11 +57,12 @@ pub struct GuestLog {
     handler: Arc<str>,
     stream: &'static str,
     pending: Arc<Mutex<Vec<u8>>>,
+    limit: Arc<LogLimit>,
 }
 
 impl GuestLog {
-    pub fn new(handler: Arc<str>, stream: &'static str) -> Self {
-        GuestLog { handler, stream, pending: Arc::default() }
+    pub fn new(handler: Arc<str>, stream: &'static str, limit: Arc<LogLimit>) -> Self {
+        GuestLog { handler, stream, pending: Arc::default(), limit }
     }
 
     fn write_bytes(&self, bytes: &[u8]) {
@@ -40,6 +78,9 @@ impl GuestLog {
     }
 
     fn emit(&self, line: &[u8]) {
+        if !self.limit.admit() {
+            return;
+        }
         let line = String::from_utf8_lossy(line);
         tracing::warn!(target: "ws_host::guest", handler = %self.handler, stream = self.stream, "{line}");
     }

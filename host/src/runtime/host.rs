@@ -4,13 +4,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, StoreLimits};
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{self, LogLevel, RawMessage};
-use super::guest_log::GuestLog;
+use super::guest_log::{GuestLog, LogLimit, MAX_LINE};
 use super::metrics::HandlerMetrics;
 use crate::codec::Frame;
+use crate::config::Config;
 use crate::registry::{ClientId, Registry};
 
 /// What one handler instance's store holds.
@@ -23,6 +24,7 @@ pub struct HostState {
     /// When the running call's deadline passes (for waits in host calls,
     /// which the engine's epoch does not interrupt).
     pub deadline: Instant,
+    log_limit: Arc<LogLimit>,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -91,23 +93,30 @@ impl SendBudget {
 
 impl HostState {
     /// A sandboxed state: no files, network, environment or arguments, and
-    /// no real date unless `wall_clock`; the guest's stdout and stderr go to
-    /// the log.
-    pub fn new(
-        handler: Arc<str>,
-        registry: Arc<Registry>,
-        limits: StoreLimits,
-        sends: SendBudget,
-        wall_clock: bool,
-    ) -> Self {
-        let limits = Limits::new(limits, registry.metrics().clone());
+    /// no real date unless the sandbox allows it; the guest's stdout and
+    /// stderr go to the log. Limits as `config` says.
+    pub fn new(handler: Arc<str>, registry: Arc<Registry>, config: &Config) -> Self {
+        let sandbox = &config.sandbox;
+        let memory = StoreLimitsBuilder::new().memory_size(sandbox.memory_bytes).instances(16).build();
+        let limits = Limits::new(memory, registry.metrics().clone());
+        let sends = SendBudget {
+            left: sandbox.max_sends_per_event,
+            per_call: sandbox.max_sends_per_event,
+            max_bytes: config.max_payload_bytes,
+        };
+        let log_limit = LogLimit::new(handler.clone(), sandbox.max_log_lines_per_second);
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(GuestLog::new(handler.clone(), "stdout")).stderr(GuestLog::new(handler.clone(), "stderr"));
-        if !wall_clock {
+        wasi.stdout(GuestLog::new(handler.clone(), "stdout", log_limit.clone())).stderr(GuestLog::new(
+            handler.clone(),
+            "stderr",
+            log_limit.clone(),
+        ));
+        if !sandbox.allow_wall_clock {
             wasi.wall_clock(StoppedClock);
         }
         let wasi = wasi.build();
-        HostState { handler, registry, limits, sends, deadline: Instant::now(), wasi, table: ResourceTable::new() }
+        let deadline = Instant::now();
+        HostState { handler, registry, limits, sends, deadline, log_limit, wasi, table: ResourceTable::new() }
     }
 
     /// How long the running call may still wait.
@@ -188,14 +197,23 @@ impl bindings::Host for HostState {
         Ok(())
     }
 
-    fn log(&mut self, level: LogLevel, message: String) {
+    fn log(&mut self, level: LogLevel, mut message: String) {
+        message.truncate(message.floor_char_boundary(MAX_LINE));
         let handler = &*self.handler;
+        // Lines the log filter leaves out cost nothing, so they do not count.
+        macro_rules! line {
+            ($level:expr) => {
+                if tracing::enabled!(target: "ws_host::guest", $level) && self.log_limit.admit() {
+                    tracing::event!(target: "ws_host::guest", $level, handler, "{message}")
+                }
+            };
+        }
         match level {
-            LogLevel::Trace => tracing::trace!(target: "ws_host::guest", handler, "{message}"),
-            LogLevel::Debug => tracing::debug!(target: "ws_host::guest", handler, "{message}"),
-            LogLevel::Info => tracing::info!(target: "ws_host::guest", handler, "{message}"),
-            LogLevel::Warn => tracing::warn!(target: "ws_host::guest", handler, "{message}"),
-            LogLevel::Error => tracing::error!(target: "ws_host::guest", handler, "{message}"),
+            LogLevel::Trace => line!(tracing::Level::TRACE),
+            LogLevel::Debug => line!(tracing::Level::DEBUG),
+            LogLevel::Info => line!(tracing::Level::INFO),
+            LogLevel::Warn => line!(tracing::Level::WARN),
+            LogLevel::Error => line!(tracing::Level::ERROR),
         }
     }
 }

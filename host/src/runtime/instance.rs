@@ -10,10 +10,10 @@ use wasmtime::component::{
     ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Lower, TypedFunc, Val,
 };
 use wasmtime::error::Context as _;
-use wasmtime::{Store, StoreLimitsBuilder, Trap};
+use wasmtime::{Store, Trap};
 
 use super::bindings::{RawMessage, Request};
-use super::host::{HostState, SendBudget};
+use super::host::HostState;
 use super::schema::{IncomingEvent, Lifecycle, TextCall};
 use crate::bridge::from_wit;
 use crate::codec::Value;
@@ -42,13 +42,7 @@ impl Live {
         config: &Config,
     ) -> wasmtime::Result<Live> {
         let sandbox = &config.sandbox;
-        let memory = StoreLimitsBuilder::new().memory_size(sandbox.memory_bytes).instances(16).build();
-        let sends = SendBudget {
-            left: sandbox.max_sends_per_event,
-            per_call: sandbox.max_sends_per_event,
-            max_bytes: config.max_payload_bytes,
-        };
-        let state = HostState::new(handler, registry, memory, sends, sandbox.allow_wall_clock);
+        let state = HostState::new(handler, registry, config);
         let mut store = Store::new(pre.engine(), state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();

@@ -134,6 +134,10 @@ struct RunArgs {
     /// Outgoing events one handler call may send before it is stopped [default: 10000].
     #[arg(long)]
     max_sends_per_event: Option<u32>,
+    /// Lines one handler instance may log per second (its `log` calls,
+    /// stdout and stderr); the rest of that second's are dropped [default: 1000].
+    #[arg(long)]
+    max_log_lines_per_second: Option<u32>,
     /// Messages queued towards one client that does not read; more closes it (1008) [default: 1024].
     #[arg(long)]
     outbound_queue: Option<usize>,
@@ -162,6 +166,7 @@ impl RunArgs {
         set(&mut config.sandbox.event_deadline_ms, self.event_deadline_ms);
         set(&mut config.sandbox.memory_bytes, self.memory_limit);
         set(&mut config.sandbox.max_sends_per_event, self.max_sends_per_event);
+        set(&mut config.sandbox.max_log_lines_per_second, self.max_log_lines_per_second);
         if self.fuel.is_some() {
             config.sandbox.fuel = self.fuel;
         }
