@@ -184,3 +184,16 @@ async fn a_handler_that_logs_in_a_loop_is_held_to_its_lines_per_second() {
     // Both ways in are kept: the host's `log` and stdout.
     assert!(logs.contains("chatter 0") && logs.contains("chatter 1"), "{logs}");
 }
+
+#[tokio::test]
+async fn a_handler_that_hoards_host_resources_is_stopped_and_its_instance_replaced() {
+    let server = TestServer::named("hoarder", guests::HOARDER, Config::default(), runtime()).await;
+    let mut client = server.client("k").await;
+    // Each call takes timers until wasmtime refuses one more handle; the
+    // instance, and every timer it held, goes.
+    for _ in 0..2 {
+        failed(&client.request("hoard", vec![]).await, "hoard");
+    }
+    assert!(logs().contains("store handle limit exceeded"), "{}", logs());
+    assert_eq!(server.handler.metrics().traps, 2);
+}

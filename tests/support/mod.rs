@@ -38,6 +38,8 @@ pub mod guests {
     pub const BLOCKING_START: &str = env!("GUEST_BLOCKING_START");
     /// Hand-written (guests/wat): never returns from instantiation.
     pub const SPINNING_START: &str = env!("GUEST_SPINNING_START");
+    /// Hand-written (guests/wat): `hoard` takes WASI timers until refused.
+    pub const HOARDER: &str = env!("GUEST_HOARDER");
 }
 
 /// Longest any single step may take before a test fails instead of hanging.
