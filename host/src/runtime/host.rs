@@ -106,11 +106,8 @@ impl HostState {
         };
         let log_limit = LogLimit::new(handler.clone(), sandbox.max_log_lines_per_second);
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(GuestLog::new(handler.clone(), "stdout", log_limit.clone())).stderr(GuestLog::new(
-            handler.clone(),
-            "stderr",
-            log_limit.clone(),
-        ));
+        let stream = |name| GuestLog::new(handler.clone(), name, log_limit.clone());
+        wasi.stdout(stream("stdout")).stderr(stream("stderr"));
         if !sandbox.allow_wall_clock {
             wasi.wall_clock(StoppedClock);
         }
