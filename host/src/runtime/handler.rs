@@ -56,7 +56,10 @@ impl Handler {
     }
 
     /// Compiles and checks a component, links it, starts one instance and the
-    /// actor that feeds it.
+    /// actor that feeds it. Compiling blocks the calling thread (seconds for
+    /// a large component without the compile cache): from async code that is
+    /// already serving, call it through `tokio::task::spawn_blocking`. The
+    /// instance itself starts on a thread of its own, never the caller's.
     pub fn load(runtime: &Runtime, name: &str, bytes: &[u8], config: &Config) -> Result<Handler, LoadError> {
         let name: Arc<str> = name.into();
         let registry = Registry::new(config.outbound_queue);
