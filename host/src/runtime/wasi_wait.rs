@@ -22,8 +22,9 @@ use wasmtime_wasi::runtime::in_tokio;
 use super::host::HostState;
 
 /// The version wasmtime-wasi 48 defines (imports of older 0.2 versions
-/// resolve to it); any other would open a new, incomplete instance, and the
-/// `sleep` case of `tests/handler.rs` would hang.
+/// resolve to it); any other would open a new, incomplete instance beside
+/// it, and the tests would fail (guests not linking, or the `sleep` case of
+/// `tests/handler.rs` running past its deadline).
 const POLL: &str = "wasi:io/poll@0.2.12";
 
 /// Replaces the waiting functions of `wasi:io/poll` in `linker` (after
