@@ -197,3 +197,32 @@ async fn a_handler_that_hoards_host_resources_is_stopped_and_its_instance_replac
     assert!(logs().contains("store handle limit exceeded"), "{}", logs());
     assert_eq!(server.handler.metrics().traps, 2);
 }
+
+#[tokio::test]
+async fn what_a_handler_keeps_in_the_host_is_bounded_per_client() {
+    let sandbox = Sandbox { max_context_bytes: 1024, max_rooms_per_client: 3, ..Sandbox::default() };
+    let server = TestServer::named("keeper", guests::FIXTURE, config(sandbox), runtime()).await;
+    let mut client = server.client("k").await;
+
+    // A context over the limit stops the call and leaves the last one.
+    client.send("setCtx", vec![s(&"c".repeat(1024))]).await;
+    failed(&client.request("setCtx", vec![s(&"c".repeat(1025))]).await, "setCtx");
+    assert!(logged("keeper", "a context of 1025 bytes is over the limit of 1024 bytes per client"), "{}", logs());
+    assert_eq!(client.request("getCtx", vec![]).await.args, vec![s(&"c".repeat(1024))]);
+
+    // Rooms: up to the limit, then refused; rejoining one is no new room.
+    for room in ["a", "b", "c"] {
+        client.request("join", vec![s(room)]).await;
+    }
+    failed(&client.request("join", vec![s("d")]).await, "join");
+    assert!(logged("keeper", "is in 3 rooms, the limit per client"), "{}", logs());
+    client.request("join", vec![s("a")]).await;
+    let rooms = vec![s("a"), s("b"), s("c")];
+    assert_eq!(client.request("myRooms", vec![]).await.args, vec![Value::Array(rooms)]);
+
+    // A room's name is bounded too.
+    client.send("leave", vec![s("c")]).await;
+    let long = "r".repeat(ws_host::MAX_ROOM_NAME_BYTES + 1);
+    failed(&client.request("join", vec![s(&long)]).await, "join");
+    assert!(logged("keeper", "a room name of 257 bytes is over the limit of 256 bytes"), "{}", logs());
+}

@@ -38,6 +38,9 @@ pub struct Config {
     pub sandbox: Sandbox,
 }
 
+/// Longest room name a handler may `join`, in bytes.
+pub const MAX_ROOM_NAME_BYTES: usize = 256;
+
 /// Limits of a handler instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -53,6 +56,12 @@ pub struct Sandbox {
     /// Lines one instance may log per second (`log` calls, stdout and
     /// stderr together); the rest of that second's are dropped.
     pub max_log_lines_per_second: u32,
+    /// Bytes of one client's context (`set-context`): what the handler
+    /// keeps in the host, outside its own memory limit.
+    pub max_context_bytes: usize,
+    /// Rooms one client may be in (`join`); a room's name is at most
+    /// [`MAX_ROOM_NAME_BYTES`].
+    pub max_rooms_per_client: usize,
     /// WebAssembly instructions (roughly) one event may run; `None` for no
     /// fuel metering (the deadline still applies). Needs a runtime created
     /// with fuel enabled.
@@ -84,6 +93,8 @@ impl Default for Sandbox {
             event_queue: 1024,
             max_sends_per_event: 10_000,
             max_log_lines_per_second: 1_000,
+            max_context_bytes: 64 << 10,
+            max_rooms_per_client: 256,
             fuel: None,
             allow_wall_clock: false,
         }

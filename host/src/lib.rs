@@ -48,7 +48,7 @@ pub mod server;
 pub mod session;
 pub mod watch;
 
-pub use config::{BeforeAuth, Config, Sandbox};
+pub use config::{BeforeAuth, Config, MAX_ROOM_NAME_BYTES, Sandbox};
 
 /// The host's WIT package (`ws-host:server`), as handlers copy it into
 /// their `wit/deps/ws-host/server.wit` (`ws-host wit` prints it).

@@ -339,6 +339,11 @@ impl Registry {
         });
     }
 
+    /// How many rooms a local client is in, and whether `room` is one.
+    pub fn rooms_held(&self, id: ClientId, room: &str) -> (usize, bool) {
+        self.state().clients.get(&id).map_or((0, false), |client| (client.rooms.len(), client.rooms.contains(room)))
+    }
+
     pub fn leave(&self, id: ClientId, room: &str) {
         self.change(id, "leave", |client, rooms| {
             client.rooms.remove(room);

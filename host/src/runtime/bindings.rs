@@ -3,8 +3,13 @@
 wasmtime::component::bindgen!({
     world: "ws-host:server/handler-with-lifecycle",
     path: "../wit",
-    // Sending can exceed the sandbox's limits, which stops the guest.
-    imports: { "ws-host:server/host.send-raw": trappable },
+    // Sending and storing state in the host can exceed the sandbox's
+    // limits, which stops the guest.
+    imports: {
+        "ws-host:server/host.send-raw": trappable,
+        "ws-host:server/host.set-context": trappable,
+        "ws-host:server/host.join": trappable,
+    },
 });
 
 pub use self::exports::ws_host::server::auth::Request;

@@ -11,7 +11,7 @@ use super::bindings::{self, LogLevel, RawMessage};
 use super::guest_log::{GuestLog, LogLimit, MAX_LINE};
 use super::metrics::HandlerMetrics;
 use crate::codec::Frame;
-use crate::config::Config;
+use crate::config::{Config, MAX_ROOM_NAME_BYTES};
 use crate::registry::{ClientId, Registry};
 
 /// What one handler instance's store holds.
@@ -25,6 +25,8 @@ pub struct HostState {
     /// which the engine's epoch does not interrupt).
     pub deadline: Instant,
     log_limit: Arc<LogLimit>,
+    /// What the handler may keep in the host per client.
+    kept: KeptLimits,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -65,6 +67,13 @@ impl ResourceLimiter for Limits {
     fn memories(&self) -> usize {
         self.inner.memories()
     }
+}
+
+/// What a handler may keep in the host for each client: the host's memory
+/// is not the guest's, so its memory limit does not cover this.
+struct KeptLimits {
+    context_bytes: usize,
+    rooms: usize,
 }
 
 /// Outgoing events left for the running call, and the largest one allowed.
@@ -113,7 +122,8 @@ impl HostState {
         }
         let wasi = wasi.build();
         let deadline = Instant::now();
-        HostState { handler, registry, limits, sends, deadline, log_limit, wasi, table: ResourceTable::new() }
+        let kept = KeptLimits { context_bytes: sandbox.max_context_bytes, rooms: sandbox.max_rooms_per_client };
+        HostState { handler, registry, limits, sends, deadline, log_limit, kept, wasi, table: ResourceTable::new() }
     }
 
     /// How long the running call may still wait.
@@ -152,12 +162,30 @@ impl bindings::Host for HostState {
         self.registry.context(client)
     }
 
-    fn set_context(&mut self, client: ClientId, context: String) {
+    fn set_context(&mut self, client: ClientId, context: String) -> wasmtime::Result<()> {
+        let max = self.kept.context_bytes;
+        if context.len() > max {
+            wasmtime::bail!(
+                "a context of {} bytes is over the limit of {max} bytes per client (raise it with `--max-context-bytes`)",
+                context.len()
+            );
+        }
         self.registry.set_context(client, context);
+        Ok(())
     }
 
-    fn join(&mut self, client: ClientId, room: String) {
+    fn join(&mut self, client: ClientId, room: String) -> wasmtime::Result<()> {
+        if room.len() > MAX_ROOM_NAME_BYTES {
+            wasmtime::bail!("a room name of {} bytes is over the limit of {MAX_ROOM_NAME_BYTES} bytes", room.len());
+        }
+        let (rooms, member) = self.registry.rooms_held(client, &room);
+        if !member && rooms >= self.kept.rooms {
+            wasmtime::bail!(
+                "client {client} is in {rooms} rooms, the limit per client (raise it with `--max-rooms-per-client`)"
+            );
+        }
         self.registry.join(client, &room);
+        Ok(())
     }
 
     fn leave(&mut self, client: ClientId, room: String) {

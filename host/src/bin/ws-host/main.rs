@@ -138,6 +138,12 @@ struct RunArgs {
     /// stdout and stderr); the rest of that second's are dropped [default: 1000].
     #[arg(long)]
     max_log_lines_per_second: Option<u32>,
+    /// Bytes of one client's context a handler may keep in the host [default: 65536].
+    #[arg(long)]
+    max_context_bytes: Option<usize>,
+    /// Rooms one client may be in [default: 256].
+    #[arg(long)]
+    max_rooms_per_client: Option<usize>,
     /// Messages queued towards one client that does not read; more closes it (1008) [default: 1024].
     #[arg(long)]
     outbound_queue: Option<usize>,
@@ -167,6 +173,8 @@ impl RunArgs {
         set(&mut config.sandbox.memory_bytes, self.memory_limit);
         set(&mut config.sandbox.max_sends_per_event, self.max_sends_per_event);
         set(&mut config.sandbox.max_log_lines_per_second, self.max_log_lines_per_second);
+        set(&mut config.sandbox.max_context_bytes, self.max_context_bytes);
+        set(&mut config.sandbox.max_rooms_per_client, self.max_rooms_per_client);
         if self.fuel.is_some() {
             config.sandbox.fuel = self.fuel;
         }
