@@ -172,3 +172,24 @@ fn events_of_strings_take_the_typed_path_and_others_the_dynamic_one() {
         assert_eq!(shape(dynamic), None, "{dynamic}");
     }
 }
+
+#[tokio::test]
+async fn a_close_the_handler_asks_for_is_always_a_valid_close_frame() {
+    let server = TestServer::start(guests::FIXTURE).await;
+    let mut kicker = server.client("kicker").await;
+    let mut target = server.client("target").await;
+    let target_id = Value::BigInt(id_of(&target.request("whoami", vec![]).await).into());
+
+    // A code a server may not send stops the call; nobody is closed.
+    for code in [999.0, 1005.0, 1015.0, 5000.0] {
+        let reply = kicker.request("kick", vec![target_id.clone(), n(code), s("x")]).await;
+        assert_eq!(reply.name, ERROR, "{code}");
+    }
+    assert!(logs().contains("close code 1005 may not be sent by a server"), "{}", logs());
+    assert_eq!(target.request("whoami", vec![]).await.args, vec![target_id.clone()]);
+
+    // A reason longer than a close frame holds is cut at a character boundary.
+    kicker.send("kick", vec![target_id, n(4001.0), s(&"é".repeat(70))]).await;
+    let ((code, reason), _) = target.closed().await;
+    assert_eq!((code, reason), (4001, "é".repeat(61)));
+}

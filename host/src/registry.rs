@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 // Looked up by every delivery (foldhash: a fraction of SipHash's cost).
 use foldhash::HashMap;
 use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::codec::{Frame, Message, OutgoingEvent};
 use crate::runtime::metrics::HandlerMetrics;
@@ -89,10 +90,29 @@ impl Default for CloseRequest {
     }
 }
 
+/// The longest close reason a close frame carries (a control frame's 125
+/// bytes, less the code); a longer one is cut at a character boundary.
+pub const MAX_CLOSE_REASON_BYTES: usize = 123;
+
+/// Whether a server may send `code` in a close frame (RFC 6455 7.4: not
+/// 1004-1006, 1015, unassigned or out-of-range codes).
+pub fn close_code_allowed(code: u16) -> bool {
+    CloseCode::from(code).is_allowed()
+}
+
 impl CloseRequest {
-    /// Asks for the connection to close; the first request wins.
+    /// Asks for the connection to close; the first request wins. A code a
+    /// server may not send becomes 1011 (with a warning), and the reason is
+    /// cut to what a close frame holds: the peer gets a valid close either way.
     pub fn request(&self, code: u16, reason: impl Into<String>) {
-        let reason = reason.into();
+        let mut reason = reason.into();
+        reason.truncate(reason.floor_char_boundary(MAX_CLOSE_REASON_BYTES));
+        let code = if close_code_allowed(code) {
+            code
+        } else {
+            tracing::warn!("close code {code} may not be sent; closing with 1011 instead");
+            1011
+        };
         self.state.send_if_modified(|state| {
             if state.is_some() {
                 return false;
@@ -392,6 +412,9 @@ impl Registry {
     }
 
     /// Asks a client's connection to close, whichever node it is on.
+    /// Closes a client's connection, whichever node holds it (see
+    /// [`CloseRequest::request`] for codes and reasons a close frame cannot
+    /// carry).
     pub fn disconnect(&self, id: ClientId, code: u16, reason: &str) {
         let state = self.state();
         if let Some(client) = state.clients.get(&id) {
@@ -585,6 +608,16 @@ mod tests {
 
     fn event() -> Arc<OutgoingEvent> {
         Arc::new(OutgoingEvent::new("x", None, vec![]))
+    }
+
+    #[test]
+    fn a_close_request_is_one_a_close_frame_can_carry() {
+        let registry = Registry::new(8);
+        let (a, b) = (registry.connect(), registry.connect());
+        registry.disconnect(a.id, 1006, &"ü".repeat(100));
+        assert_eq!(a.control.current(), Some((1011, "ü".repeat(61))));
+        registry.disconnect(b.id, 4000, "bye");
+        assert_eq!(b.control.current(), Some((4000, "bye".into())));
     }
 
     #[test]

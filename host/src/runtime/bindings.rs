@@ -9,6 +9,7 @@ wasmtime::component::bindgen!({
         "ws-host:server/host.send-raw": trappable,
         "ws-host:server/host.set-context": trappable,
         "ws-host:server/host.join": trappable,
+        "ws-host:server/host.disconnect": trappable,
     },
 });
 

@@ -12,7 +12,7 @@ use super::guest_log::{GuestLog, LogLimit, MAX_LINE};
 use super::metrics::HandlerMetrics;
 use crate::codec::Frame;
 use crate::config::{Config, MAX_ROOM_NAME_BYTES};
-use crate::registry::{ClientId, Registry};
+use crate::registry::{ClientId, Registry, close_code_allowed};
 
 /// What one handler instance's store holds.
 pub struct HostState {
@@ -154,8 +154,12 @@ impl WasiView for HostState {
 impl bindings::ws_host::server::types::Host for HostState {}
 
 impl bindings::Host for HostState {
-    fn disconnect(&mut self, client: ClientId, code: u16, reason: String) {
+    fn disconnect(&mut self, client: ClientId, code: u16, reason: String) -> wasmtime::Result<()> {
+        if !close_code_allowed(code) {
+            wasmtime::bail!("close code {code} may not be sent by a server (use 1000-1003, 1007-1013 or 3000-4999)");
+        }
         self.registry.disconnect(client, code, &reason);
+        Ok(())
     }
 
     fn get_context(&mut self, client: ClientId) -> Option<String> {
