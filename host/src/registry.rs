@@ -411,8 +411,7 @@ impl Registry {
         self.len() == 0
     }
 
-    /// Asks a client's connection to close, whichever node it is on.
-    /// Closes a client's connection, whichever node holds it (see
+    /// Asks a client's connection to close, whichever node it is on (see
     /// [`CloseRequest::request`] for codes and reasons a close frame cannot
     /// carry).
     pub fn disconnect(&self, id: ClientId, code: u16, reason: &str) {
