@@ -4,7 +4,7 @@
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use ws_host::codec::{ERROR, Event, Message, Value};
 use ws_host::{BeforeAuth, Config};
-use ws_host_tests::{Client, TestServer, guests, n, s};
+use ws_host_tests::{Client, TestServer, guests, logs, n, s};
 
 fn auth_version(version: Value) -> Message {
     Message::Auth { key: "k".into(), version }
@@ -47,6 +47,23 @@ async fn the_handler_decides_on_the_key() {
     let chat = TestServer::start(guests::CHAT).await;
     let mut client = Client::connect(&chat.url()).await;
     assert_eq!(client.auth("").await, Message::AuthRejected { reason: "Invalid auth key".into() });
+}
+
+#[tokio::test]
+async fn a_long_rejection_reason_reaches_the_client_whole_up_to_the_max_payload() {
+    let config = Config { max_payload_bytes: 64 << 10, ..Config::default() };
+    let server = TestServer::with_config(guests::FIXTURE, config).await;
+    // The auth-rejected message carries it whole; the close frame, which
+    // holds 123 bytes, carries its start.
+    let mut client = Client::connect(&server.url()).await;
+    let reason = "r".repeat(200);
+    assert_eq!(client.auth("reject-at-length:200").await, Message::AuthRejected { reason: reason.clone() });
+    assert_eq!(client.closed().await.0, (1008, reason[..123].to_owned()));
+    // Over the max payload it is not sent at all.
+    let mut client = Client::connect(&server.url()).await;
+    let refused = Message::AuthRejected { reason: "Auth check failed".into() };
+    assert_eq!(client.auth(&format!("reject-at-length:{}", 100 << 10)).await, refused);
+    assert!(logs().contains("its reason of 102400 bytes is over the max payload of 65536 bytes"), "{}", logs());
 }
 
 #[tokio::test]

@@ -81,7 +81,7 @@ impl Actor {
                 let outcome = self
                     .call("on-auth", |live| live.on_auth(&lifecycle, client, key, request))
                     .unwrap_or_else(|| Err(AUTH_CHECK_FAILED.into()));
-                let _ = verdict.send(outcome);
+                let _ = verdict.send(outcome.map_err(|reason| rejection(shared, reason)));
             }
             Job::AuthOk { client } => {
                 let lifecycle = self.version.schema.lifecycle.clone();
@@ -229,6 +229,21 @@ pub(super) fn reply(shared: &Shared, client: ClientId, event: Event, args: Vec<V
         return reply_error(registry, client, event.id, message);
     }
     registry.send_to(client, Arc::new(OutgoingEvent::new(event.name, Some(event.id), args)));
+}
+
+/// A rejection reason as the client will get it: one over the max payload
+/// is replaced by [`AUTH_CHECK_FAILED`] and logged, as a reply over it is.
+pub(super) fn rejection(shared: &Shared, reason: String) -> String {
+    let max = shared.config.max_payload_bytes;
+    if reason.len() <= max {
+        return reason;
+    }
+    tracing::warn!(
+        handler = %shared.name,
+        "auth rejection refused: its reason of {} bytes is over the max payload of {max} bytes",
+        reason.len()
+    );
+    AUTH_CHECK_FAILED.into()
 }
 
 /// Tells the client the handler failed on its event.

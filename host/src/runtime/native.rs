@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use super::actor::{AUTH_CHECK_FAILED, Job, reply, reply_error, reply_failed};
+use super::actor::{AUTH_CHECK_FAILED, Job, rejection, reply, reply_error, reply_failed};
 use super::handler::{RequestInfo, Shared};
 use super::version::LoadError;
 use crate::codec::{Event, Value};
@@ -55,7 +55,8 @@ pub(super) fn run(mut handler: Box<dyn NativeHandler>, shared: Weak<Shared>, mut
         match job {
             Job::Auth { client, key, request, verdict } => {
                 let outcome = guarded(registry, "on-auth", || handler.on_auth(registry, client, &key, &request));
-                let _ = verdict.send(outcome.unwrap_or_else(|| Err(AUTH_CHECK_FAILED.into())));
+                let outcome = outcome.unwrap_or_else(|| Err(AUTH_CHECK_FAILED.into()));
+                let _ = verdict.send(outcome.map_err(|reason| rejection(&shared, reason)));
             }
             Job::AuthOk { .. } => {}
             Job::Event { client, event, .. } => {
