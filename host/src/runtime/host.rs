@@ -117,6 +117,10 @@ impl HostState {
         let mut wasi = WasiCtx::builder();
         let stream = |name| GuestLog::new(handler.clone(), name, log_limit.clone());
         wasi.stdout(stream("stdout")).stderr(stream("stderr"));
+        // No sockets at all, said explicitly (the builder's documentation
+        // says TCP and UDP are allowed by default): an allowed socket is a
+        // file descriptor of the host's, even if no address may be used.
+        wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
         if !sandbox.allow_wall_clock {
             wasi.wall_clock(StoppedClock);
         }
