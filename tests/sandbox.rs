@@ -226,3 +226,12 @@ async fn what_a_handler_keeps_in_the_host_is_bounded_per_client() {
     failed(&client.request("join", vec![s(&long)]).await, "join");
     assert!(logged("keeper", "a room name of 257 bytes is over the limit of 256 bytes"), "{}", logs());
 }
+
+#[tokio::test]
+async fn no_network_files_or_environment() {
+    let server = TestServer::named("walled", guests::FIXTURE, Config::default(), runtime()).await;
+    let mut client = server.client("k").await;
+    let tried = client.request("escape", vec![]).await.args;
+    let expected = ["listen: PermissionDenied", "connect: PermissionDenied", "file: NotFound", "env: 0"];
+    assert_eq!(tried, vec![Value::Array(expected.map(s).to_vec())]);
+}
