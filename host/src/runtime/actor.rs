@@ -238,6 +238,7 @@ pub(super) fn rejection(shared: &Shared, reason: String) -> String {
     if reason.len() <= max {
         return reason;
     }
+    shared.registry.metrics().trap();
     tracing::warn!(
         handler = %shared.name,
         "auth rejection refused: its reason of {} bytes is over the max payload of {max} bytes",
