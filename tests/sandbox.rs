@@ -187,7 +187,9 @@ async fn a_handler_that_logs_in_a_loop_is_held_to_its_lines_per_second() {
 
 #[tokio::test]
 async fn a_handler_that_hoards_host_resources_is_stopped_and_its_instance_replaced() {
-    let server = TestServer::named("hoarder", guests::HOARDER, Config::default(), runtime()).await;
+    // A deadline far off, so that the handle limit is what stops the call.
+    let sandbox = Sandbox { event_deadline_ms: 30_000, ..Sandbox::default() };
+    let server = TestServer::named("hoarder", guests::HOARDER, config(sandbox), runtime()).await;
     let mut client = server.client("k").await;
     // Each call takes timers until wasmtime refuses one more handle; the
     // instance, and every timer it held, goes.
