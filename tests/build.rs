@@ -57,6 +57,9 @@ fn main() {
     std::fs::create_dir_all(&assembled).unwrap();
     for entry in std::fs::read_dir(manifest_dir.join("guests/wat")).unwrap() {
         let source = entry.unwrap().path();
+        if source.extension().is_none_or(|ext| ext != "wat") {
+            continue;
+        }
         println!("cargo:rerun-if-changed={}", source.display());
         let name = source.file_stem().unwrap().to_string_lossy().into_owned();
         let wasm = wat::parse_file(&source).unwrap_or_else(|e| panic!("{}: {e}", source.display()));
