@@ -87,7 +87,19 @@ async fn fuel_stops_a_busy_loop_long_before_the_deadline() {
 #[tokio::test]
 async fn a_client_that_never_reads_is_dropped_and_the_rest_go_on() {
     let config = Config { outbound_queue: 8, ..Config::default() };
-    let server = TestServer::named("slow", guests::FIXTURE, config, runtime()).await;
+    a_sleeper_is_dropped("slow", config, 64 << 10, "outbound queue full (8 messages queued)").await;
+}
+
+#[tokio::test]
+async fn big_messages_fill_a_queue_by_its_bytes_long_before_its_length() {
+    let config = Config { outbound_queue_bytes: 1 << 20, ..Config::default() };
+    a_sleeper_is_dropped("slow-big", config, 256 << 10, "bytes queued): disconnecting").await;
+}
+
+/// Blasts blobs of `size` bytes to everyone until a client that stopped
+/// reading is dropped; the log says `why`, and a reader goes on.
+async fn a_sleeper_is_dropped(name: &str, config: Config, size: u32, why: &str) {
+    let server = TestServer::named(name, guests::FIXTURE, config, runtime()).await;
     let mut sleeper = server.client("sleeper").await;
     let sleeper_id = match sleeper.request("whoami", vec![]).await.args.as_slice() {
         [Value::BigInt(id)] => *id,
@@ -98,7 +110,7 @@ async fn a_client_that_never_reads_is_dropped_and_the_rest_go_on() {
     // fill its socket, then its queue.
     let deadline = tokio::time::Instant::now() + STEP * 2;
     loop {
-        reader.send("blast", vec![n(4.0), n(f64::from(64 << 10))]).await;
+        reader.send("blast", vec![n(4.0), n(f64::from(size))]).await;
         while reader.has_backlog() {
             reader.next_event().await;
         }
@@ -108,7 +120,8 @@ async fn a_client_that_never_reads_is_dropped_and_the_rest_go_on() {
         }
         assert!(tokio::time::Instant::now() < deadline, "the sleeper was never dropped");
     }
-    assert!(logs().contains("outbound queue full: disconnecting a client that does not read"), "{}", logs());
+    assert!(logs().contains(why), "{}", logs());
+    assert!(logs().contains("disconnecting a client that does not read"), "{}", logs());
     assert_eq!(reader.request("echoU8", vec![n(9.0)]).await.args, vec![n(9.0)]);
     drop(sleeper);
 }

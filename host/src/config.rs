@@ -34,6 +34,10 @@ pub struct Config {
     /// Messages queued per client towards a reader that does not keep up;
     /// more closes it with 1008.
     pub outbound_queue: usize,
+    /// Bytes queued per client towards a reader that does not keep up (so
+    /// that big messages cannot pile up to `outbound_queue` of them); more
+    /// closes it with 1008. One message is always let through.
+    pub outbound_queue_bytes: usize,
     /// Limits of each handler instance.
     pub sandbox: Sandbox,
 }
@@ -80,6 +84,7 @@ impl Default for Config {
             messages_before_auth: BeforeAuth::Ignore,
             pre_auth_queue_bytes: 1 << 20,
             outbound_queue: 1024,
+            outbound_queue_bytes: 16 << 20,
             sandbox: Sandbox::default(),
         }
     }

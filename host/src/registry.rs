@@ -9,7 +9,7 @@
 //! beyond this node. Only a client's own node changes it; others read it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 // Looked up by every delivery (foldhash: a fraction of SipHash's cost).
@@ -58,6 +58,20 @@ pub enum Outbound {
     Raw(Box<Frame>),
 }
 
+impl Outbound {
+    /// Roughly the bytes it holds until written; the same whenever asked.
+    fn size(&self) -> usize {
+        match self {
+            Outbound::Event(event) => event.size_hint(),
+            Outbound::Control(message) => match &**message {
+                Message::AuthRejected { reason } => reason.len(),
+                _ => 0,
+            },
+            Outbound::Raw(frame) => frame.payload_len(),
+        }
+    }
+}
+
 /// Who an outgoing event goes to (the WIT `target`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -73,8 +87,34 @@ pub enum Target {
 /// close request the registry may make (guest `disconnect`, slow reader).
 pub struct Connection {
     pub id: ClientId,
-    pub outbox: mpsc::Receiver<Outbound>,
+    pub outbox: Outbox,
     pub control: Arc<CloseRequest>,
+}
+
+/// The writer's end of a client's outbound queue: what it takes no longer
+/// counts against the client's queued bytes.
+pub struct Outbox {
+    receiver: mpsc::Receiver<Outbound>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Outbox {
+    /// The next item; cancel safe, as `mpsc::Receiver::recv` is.
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        let item = self.receiver.recv().await?;
+        self.taken(&item);
+        Some(item)
+    }
+
+    pub fn try_recv(&mut self) -> Result<Outbound, mpsc::error::TryRecvError> {
+        let item = self.receiver.try_recv()?;
+        self.taken(&item);
+        Ok(item)
+    }
+
+    fn taken(&self, item: &Outbound) {
+        self.queued.fetch_sub(item.size(), Ordering::Relaxed);
+    }
 }
 
 /// A request to close a connection, raised by anyone (the handler, the
@@ -183,6 +223,8 @@ struct Client {
     authenticated: bool,
     context: Option<String>,
     rooms: BTreeSet<String>,
+    /// Bytes in `outbox` not yet taken by the writer.
+    queued: Arc<AtomicUsize>,
 }
 
 impl Client {
@@ -209,6 +251,7 @@ struct State {
 pub struct Registry {
     state: Mutex<State>,
     queue_capacity: usize,
+    queue_bytes: usize,
     metrics: Arc<HandlerMetrics>,
     /// This node's number, in the high bits of every id it gives out.
     id_base: AtomicU64,
@@ -217,11 +260,13 @@ pub struct Registry {
 
 impl Registry {
     /// A registry whose clients each queue at most `queue_capacity` outbound
-    /// messages; a client that falls further behind is disconnected.
-    pub fn new(queue_capacity: usize) -> Arc<Self> {
+    /// messages and `queue_bytes` bytes (but always one message); a client
+    /// that falls further behind is disconnected.
+    pub fn new(queue_capacity: usize, queue_bytes: usize) -> Arc<Self> {
         Arc::new(Registry {
             state: Mutex::default(),
             queue_capacity: queue_capacity.max(1),
+            queue_bytes,
             metrics: Arc::default(),
             id_base: AtomicU64::new(0),
             peers: OnceLock::new(),
@@ -277,6 +322,7 @@ impl Registry {
         let id = self.id_base.load(Ordering::Relaxed) | NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.queue_capacity);
         let control = Arc::new(CloseRequest::default());
+        let queued = Arc::new(AtomicUsize::new(0));
         let client = Client {
             id,
             outbox: tx,
@@ -284,11 +330,12 @@ impl Registry {
             authenticated: false,
             context: None,
             rooms: BTreeSet::new(),
+            queued: queued.clone(),
         };
         let mut state = self.state();
         self.announce(&client);
         state.clients.insert(id, client);
-        Connection { id, outbox: rx, control }
+        Connection { id, outbox: Outbox { receiver: rx, queued }, control }
     }
 
     /// Forgets a client and takes it out of its rooms.
@@ -433,7 +480,7 @@ impl Registry {
     /// Queues a control message for one client, authenticated or not.
     pub fn send_control(&self, id: ClientId, message: Message) {
         if let Some(client) = self.state().clients.get(&id) {
-            push(client, Outbound::Control(Box::new(message)));
+            self.push(client, Outbound::Control(Box::new(message)));
         }
     }
 
@@ -441,7 +488,7 @@ impl Registry {
     /// errors go to whoever asked.
     pub fn send_to(&self, id: ClientId, event: Arc<OutgoingEvent>) {
         if let Some(client) = self.state().clients.get(&id)
-            && let Some(slot) = reserve(client)
+            && let Some(slot) = self.reserve(client, event.size_hint())
         {
             self.metrics.event_out(event.name(), 1);
             // Handed over, not cloned: the writer, holding the only
@@ -455,7 +502,7 @@ impl Registry {
     /// answers its own clients).
     pub fn send_raw(&self, id: ClientId, frame: Frame) {
         if let Some(client) = self.state().clients.get(&id).filter(|c| c.authenticated) {
-            push(client, Outbound::Raw(Box::new(frame)));
+            self.push(client, Outbound::Raw(Box::new(frame)));
         } else if !self.is_local(id) {
             tracing::warn!(client = id, node = node_of(id), "send-raw: the client is connected to another node");
         }
@@ -494,10 +541,13 @@ impl Registry {
                 state.rooms.get(room).map(|m| m.iter().copied().filter(|id| id != except).collect()).unwrap_or_default()
             }
         };
-        let mut delivered = 0;
+        let (mut delivered, size) = (0, event.size_hint());
         for id in recipients {
-            if let Some(client) = state.clients.get(&id).filter(|c| c.authenticated) {
-                delivered += usize::from(push(client, Outbound::Event(event.clone())));
+            if let Some(client) = state.clients.get(&id).filter(|c| c.authenticated)
+                && let Some(slot) = self.reserve(client, size)
+            {
+                slot.send(Outbound::Event(event.clone()));
+                delivered += 1;
             }
         }
         self.metrics.event_out(event.name(), delivered);
@@ -571,24 +621,41 @@ fn forget_node(state: &mut State, node: NodeId) -> usize {
 }
 
 /// Queues without waiting; see [`reserve`].
-fn push(client: &Client, item: Outbound) -> bool {
-    reserve(client).map(|slot| slot.send(item)).is_some()
-}
+impl Registry {
+    fn push(&self, client: &Client, item: Outbound) {
+        if let Some(slot) = self.reserve(client, item.size()) {
+            slot.send(item);
+        }
+    }
 
-/// A place in the client's queue, without waiting; a full queue means a
-/// reader that does not keep up, and it is disconnected rather than let
-/// memory grow.
-fn reserve(client: &Client) -> Option<mpsc::Permit<'_, Outbound>> {
-    match client.outbox.try_reserve() {
-        Ok(slot) => Some(slot),
-        Err(mpsc::error::TrySendError::Full(())) => {
+    /// A place in the client's queue for `bytes`, without waiting; a full
+    /// queue (in messages or bytes) means a reader that does not keep up,
+    /// and it is disconnected rather than let memory grow. Called with the
+    /// state locked, so the bytes counted cannot race past the limit.
+    fn reserve<'a>(&self, client: &'a Client, bytes: usize) -> Option<mpsc::Permit<'a, Outbound>> {
+        let queued = client.queued.load(Ordering::Relaxed);
+        let full = if queued != 0 && queued.saturating_add(bytes) > self.queue_bytes {
+            Some(format!("{queued} bytes queued"))
+        } else {
+            match client.outbox.try_reserve() {
+                Ok(slot) => {
+                    client.queued.fetch_add(bytes, Ordering::Relaxed);
+                    return Some(slot);
+                }
+                Err(mpsc::error::TrySendError::Full(())) => Some(format!("{} messages queued", self.queue_capacity)),
+                Err(mpsc::error::TrySendError::Closed(())) => None,
+            }
+        };
+        if let Some(full) = full {
             if client.control.current().is_none() {
-                tracing::warn!(client = client.id, "outbound queue full: disconnecting a client that does not read");
+                tracing::warn!(
+                    client = client.id,
+                    "outbound queue full ({full}): disconnecting a client that does not read"
+                );
             }
             client.control.request(CLOSE_SLOW_READER, "Outbound queue full");
-            None
         }
-        Err(mpsc::error::TrySendError::Closed(())) => None,
+        None
     }
 }
 
@@ -611,7 +678,7 @@ mod tests {
 
     #[test]
     fn a_close_request_is_one_a_close_frame_can_carry() {
-        let registry = Registry::new(8);
+        let registry = Registry::new(8, usize::MAX);
         let (a, b) = (registry.connect(), registry.connect());
         registry.disconnect(a.id, 1006, &"ü".repeat(100));
         assert_eq!(a.control.current(), Some((1011, "ü".repeat(61))));
@@ -621,7 +688,7 @@ mod tests {
 
     #[test]
     fn only_authenticated_clients_receive_events() {
-        let registry = Registry::new(8);
+        let registry = Registry::new(8, usize::MAX);
         let mut a = registry.connect();
         let mut b = registry.connect();
         registry.set_authenticated(a.id);
@@ -633,7 +700,7 @@ mod tests {
 
     #[test]
     fn a_reply_is_queued_whole_and_counted() {
-        let registry = Registry::new(8);
+        let registry = Registry::new(8, usize::MAX);
         let mut a = registry.connect();
         registry.send_to(a.id, event());
         match a.outbox.try_recv() {
@@ -645,7 +712,7 @@ mod tests {
 
     #[test]
     fn rooms_follow_joins_leaves_and_removal() {
-        let registry = Registry::new(8);
+        let registry = Registry::new(8, usize::MAX);
         let a = registry.connect();
         let b = registry.connect();
         for c in [&a, &b] {
@@ -681,7 +748,7 @@ mod tests {
     }
 
     fn two_nodes() -> (Arc<Registry>, Arc<Recorder>, Arc<Registry>, Arc<Recorder>) {
-        let (a, b) = (Registry::new(8), Registry::new(8));
+        let (a, b) = (Registry::new(8, usize::MAX), Registry::new(8, usize::MAX));
         let (from_a, from_b) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
         a.join_cluster(1, from_a.clone()).unwrap();
         b.join_cluster(2, from_b.clone()).unwrap();
@@ -756,7 +823,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_asks_for_a_close() {
-        let registry = Registry::new(1);
+        let registry = Registry::new(1, usize::MAX);
         let c = registry.connect();
         registry.set_authenticated(c.id);
         assert_eq!(registry.deliver(&Target::All, event()), 1);

@@ -33,6 +33,16 @@ pub enum Frame {
     Text(String),
 }
 
+impl Frame {
+    /// The payload's size in bytes.
+    pub fn payload_len(&self) -> usize {
+        match self {
+            Frame::Binary(bytes) => bytes.len(),
+            Frame::Text(text) => text.len(),
+        }
+    }
+}
+
 /// Which codec a connection speaks; chosen by the type of its first frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {

@@ -32,6 +32,11 @@ impl OutgoingEvent {
         &self.name
     }
 
+    /// Roughly how many bytes it takes on the wire (its name and payloads).
+    pub fn size_hint(&self) -> usize {
+        self.name.len() + self.args.iter().map(Value::size_hint).sum::<usize>()
+    }
+
     pub fn reply_to(&self) -> Option<u64> {
         self.reply_to
     }

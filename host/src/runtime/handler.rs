@@ -62,7 +62,7 @@ impl Handler {
     /// instance itself starts on a thread of its own, never the caller's.
     pub fn load(runtime: &Runtime, name: &str, bytes: &[u8], config: &Config) -> Result<Handler, LoadError> {
         let name: Arc<str> = name.into();
-        let registry = Registry::new(config.outbound_queue);
+        let registry = Registry::new(config.outbound_queue, config.outbound_queue_bytes);
         let candidate = prepare(runtime, &name, bytes, 1, &registry, config)?;
         log_version(&name, &candidate.version, "loaded");
         let version = candidate.version.clone();
@@ -93,7 +93,7 @@ impl Handler {
             compile_cache: CacheUse::Off,
             schema: Schema::native(),
         };
-        let registry = Registry::new(config.outbound_queue);
+        let registry = Registry::new(config.outbound_queue, config.outbound_queue_bytes);
         let handler: Box<dyn NativeHandler> = Box::new(handler);
         let feed = move |shared, queue| native::run(handler, shared, queue);
         Handler::start(name.into(), registry, Arc::new(version), None, config, feed)
@@ -134,7 +134,7 @@ impl Handler {
     /// events, link, start one instance) and returns what it declares,
     /// without serving it.
     pub fn check(runtime: &Runtime, name: &str, bytes: &[u8], config: &Config) -> Result<Arc<Version>, LoadError> {
-        let registry = Registry::new(config.outbound_queue);
+        let registry = Registry::new(config.outbound_queue, config.outbound_queue_bytes);
         Ok(prepare(runtime, &name.into(), bytes, 1, &registry, config)?.version)
     }
 

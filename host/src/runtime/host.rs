@@ -221,11 +221,7 @@ impl bindings::Host for HostState {
             RawMessage::Text(text) => Frame::Text(text),
             RawMessage::Binary(bytes) => Frame::Binary(bytes.into()),
         };
-        let size = match &frame {
-            Frame::Text(text) => text.len(),
-            Frame::Binary(bytes) => bytes.len(),
-        };
-        self.sends.spend(size, "raw message")?;
+        self.sends.spend(frame.payload_len(), "raw message")?;
         self.registry.send_raw(client, frame);
         Ok(())
     }

@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use crate::codec::{Codec, Frame, Message};
 use crate::config::Config;
-use crate::registry::{CloseRequest, Connection, Outbound};
+use crate::registry::{CloseRequest, Connection, Outbound, Outbox};
 use crate::runtime::metrics::{HandlerMetrics, Refusal};
 use crate::runtime::{Handler, RequestInfo};
 use crate::session::{Action, INVALID_AUTH_KEY, Session};
@@ -275,7 +275,7 @@ fn read(
 /// close request, flushes what is queued (within a grace period) and closes.
 async fn write_loop<S>(
     mut sink: futures_util::stream::SplitSink<WebSocketStream<S>, WsMessage>,
-    mut outbox: tokio::sync::mpsc::Receiver<Outbound>,
+    mut outbox: Outbox,
     control: Arc<CloseRequest>,
     json: Arc<AtomicBool>,
 ) where

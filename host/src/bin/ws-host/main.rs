@@ -147,6 +147,9 @@ struct RunArgs {
     /// Messages queued towards one client that does not read; more closes it (1008) [default: 1024].
     #[arg(long)]
     outbound_queue: Option<usize>,
+    /// Bytes queued towards one client that does not read; more closes it (1008) [default: 16777216].
+    #[arg(long)]
+    outbound_queue_bytes: Option<usize>,
 }
 
 /// What `run` does, once flags and the config file are merged.
@@ -169,6 +172,7 @@ impl RunArgs {
         set(&mut config.max_payload_bytes, self.max_payload);
         set(&mut config.auth_timeout_ms, self.auth_timeout_ms);
         set(&mut config.outbound_queue, self.outbound_queue);
+        set(&mut config.outbound_queue_bytes, self.outbound_queue_bytes);
         set(&mut config.sandbox.event_deadline_ms, self.event_deadline_ms);
         set(&mut config.sandbox.memory_bytes, self.memory_limit);
         set(&mut config.sandbox.max_sends_per_event, self.max_sends_per_event);
