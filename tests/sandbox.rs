@@ -250,3 +250,20 @@ async fn no_network_files_or_environment() {
     let expected = ["listen: PermissionDenied", "connect: PermissionDenied", "file: NotFound", "env: 0"];
     assert_eq!(tried, vec![Value::Array(expected.map(s).to_vec())]);
 }
+
+#[tokio::test]
+async fn events_bigger_than_the_queue_budget_still_pass_one_at_a_time() {
+    // A budget of one byte: every event is bigger, and each must still get
+    // through alone, in order, with the budget given back each time.
+    let sandbox = Sandbox { event_queue_bytes: 1, ..Sandbox::default() };
+    let server = TestServer::named("narrow", guests::FIXTURE, config(sandbox), runtime()).await;
+    let mut client = server.client("k").await;
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        ids.push(client.send("echoString", vec![s(&format!("{i}:{}", "x".repeat(4096)))]).await);
+    }
+    for (i, id) in ids.into_iter().enumerate() {
+        let reply = client.reply_to(id).await;
+        assert_eq!(reply.args, vec![s(&format!("{i}:{}", "x".repeat(4096)))]);
+    }
+}

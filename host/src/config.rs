@@ -55,6 +55,9 @@ pub struct Sandbox {
     pub memory_bytes: usize,
     /// Events waiting for the handler; when full, readers wait (back-pressure).
     pub event_queue: usize,
+    /// Bytes of events waiting for the handler (their payloads); past it,
+    /// readers wait too. One event always fits.
+    pub event_queue_bytes: usize,
     /// Outgoing events one call may send before it is stopped (a flood).
     pub max_sends_per_event: u32,
     /// Lines one instance may log per second (`log` calls, stdout and
@@ -96,6 +99,7 @@ impl Default for Sandbox {
             event_deadline_ms: 1_000,
             memory_bytes: 64 << 20,
             event_queue: 1024,
+            event_queue_bytes: 64 << 20,
             max_sends_per_event: 10_000,
             max_log_lines_per_second: 1_000,
             max_context_bytes: 64 << 10,

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Weak};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use wasmtime::component::{InstancePre, Val};
 
 use super::bindings::{RawMessage, Request};
@@ -35,6 +35,8 @@ pub enum Job {
         event: Event,
         args: Vec<Val>,
         version: Arc<Version>,
+        /// Its bytes of the queue's budget, given back when the job is taken.
+        queued: OwnedSemaphorePermit,
     },
     Disconnect {
         client: ClientId,
@@ -47,6 +49,7 @@ pub enum Job {
     Raw {
         client: ClientId,
         frame: Frame,
+        queued: OwnedSemaphorePermit,
     },
     Swap {
         candidate: Box<Candidate>,
@@ -87,7 +90,10 @@ impl Actor {
                 let lifecycle = self.version.schema.lifecycle.clone();
                 self.call("on-auth-ok", |live| live.on_auth_ok(&lifecycle, client));
             }
-            Job::Event { client, event, args, version } => self.event(shared, client, event, args, version),
+            Job::Event { client, event, args, version, queued } => {
+                drop(queued);
+                self.event(shared, client, event, args, version)
+            }
             Job::Disconnect { client, code, reason, notify_guest, done } => {
                 if notify_guest {
                     let lifecycle = self.version.schema.lifecycle.clone();
@@ -96,7 +102,8 @@ impl Actor {
                 registry.remove(client);
                 let _ = done.send(());
             }
-            Job::Raw { client, frame } => {
+            Job::Raw { client, frame, queued } => {
+                drop(queued);
                 let lifecycle = self.version.schema.lifecycle.clone();
                 let message = match frame {
                     Frame::Text(text) => RawMessage::Text(text),

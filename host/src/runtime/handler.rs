@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use super::Runtime;
 use super::actor::{AUTH_CHECK_FAILED, Actor, Job, reply_error};
@@ -15,7 +15,7 @@ use super::native::{self, NativeHandler};
 use super::scheduling;
 use super::schema::Schema;
 use super::version::{CacheUse, LoadError, Version, prepare};
-use crate::codec::{Event, Frame};
+use crate::codec::{Event, Frame, Value};
 use crate::config::Config;
 use crate::registry::{ClientId, Registry};
 
@@ -35,6 +35,7 @@ pub(super) struct Shared {
     /// The version new events are checked against; watchable.
     pub(super) current: watch::Sender<Arc<Version>>,
     jobs: mpsc::Sender<Job>,
+    queue_bytes: ByteBudget,
     /// `None` for a native handler: nothing to compile, nothing to swap.
     runtime: Option<Runtime>,
     pub(super) config: Config,
@@ -115,6 +116,7 @@ impl Handler {
             registry,
             current: watch::Sender::new(version),
             jobs,
+            queue_bytes: ByteBudget::new(config.sandbox.event_queue_bytes),
             runtime,
             config: config.clone(),
         });
@@ -226,15 +228,18 @@ impl Handler {
     /// what did not fit. Waits while the handler's queue is full.
     pub async fn dispatch(&self, client: ClientId, mut event: Event) {
         let version = self.version();
+        let size = event.args.iter().map(Value::size_hint).sum();
         if self.shared.runtime.is_none() {
             // A native handler checks its own arguments.
             self.shared.registry.metrics().event_in(&event.name);
-            return self.submit(Job::Event { client, event, args: Vec::new(), version }).await;
+            let queued = self.shared.queue_bytes.hold(size).await;
+            return self.submit(Job::Event { client, event, args: Vec::new(), version, queued }).await;
         }
         match version.schema.convert(&mut event) {
             Ok(args) => {
                 self.shared.registry.metrics().event_in(&event.name);
-                self.submit(Job::Event { client, event, args, version }).await
+                let queued = self.shared.queue_bytes.hold(size).await;
+                self.submit(Job::Event { client, event, args, version, queued }).await
             }
             Err(message) => {
                 self.shared.registry.metrics().refused(Refusal::DoesNotFit);
@@ -247,7 +252,8 @@ impl Handler {
     /// Hands a whole message to a raw handler. Waits while the queue is full.
     pub async fn dispatch_raw(&self, client: ClientId, frame: Frame) {
         self.shared.registry.metrics().event_in("raw");
-        self.submit(Job::Raw { client, frame }).await;
+        let queued = self.shared.queue_bytes.hold(frame.payload_len()).await;
+        self.submit(Job::Raw { client, frame, queued }).await;
     }
 
     /// Tells the handler a client is gone and waits until it has seen it;
@@ -275,6 +281,33 @@ impl Handler {
     }
 }
 
+/// The bytes of events the handler's queue may hold: each queued event
+/// holds its size until the handler takes it, and readers wait while the
+/// budget is spent.
+struct ByteBudget {
+    permits: Arc<Semaphore>,
+    total: u32,
+}
+
+impl ByteBudget {
+    fn new(bytes: usize) -> Self {
+        let total = bytes.clamp(1, u32::MAX as usize) as u32;
+        ByteBudget { permits: Arc::new(Semaphore::new(total as usize)), total }
+    }
+
+    /// Takes `bytes` of the budget (all of it for an event bigger than the
+    /// budget, so that it fits alone). The wait is boxed, as `submit`'s is.
+    async fn hold(&self, bytes: usize) -> OwnedSemaphorePermit {
+        let bytes = (bytes.min(self.total as usize) as u32).max(1);
+        match self.permits.clone().try_acquire_many_owned(bytes) {
+            Ok(permit) => permit,
+            Err(_) => {
+                Box::pin(self.permits.clone().acquire_many_owned(bytes)).await.expect("the budget is never closed")
+            }
+        }
+    }
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
     std::fs::read(path).map_err(|source| LoadError::Read { path: path.display().to_string(), source })
 }
@@ -290,4 +323,21 @@ fn log_version(name: &str, version: &Version, what: &str) {
         events = %version.schema.event_names().join(", "),
         "{what}"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::ByteBudget;
+
+    #[tokio::test]
+    async fn an_event_waits_for_the_queue_bytes_the_handler_has_not_taken() {
+        let budget = ByteBudget::new(100);
+        let first = budget.hold(60).await;
+        assert!(budget.hold(60).now_or_never().is_none(), "60 + 60 is over 100: it waits");
+        drop(first);
+        assert!(budget.hold(60).now_or_never().is_some(), "given back when taken");
+        assert!(budget.hold(1000).now_or_never().is_some(), "bigger than the whole budget: fits alone");
+    }
 }

@@ -59,7 +59,8 @@ pub(super) fn run(mut handler: Box<dyn NativeHandler>, shared: Weak<Shared>, mut
                 let _ = verdict.send(outcome.map_err(|reason| rejection(&shared, reason)));
             }
             Job::AuthOk { .. } => {}
-            Job::Event { client, event, .. } => {
+            Job::Event { client, event, queued, .. } => {
+                drop(queued);
                 let started = Instant::now();
                 let outcome = guarded(registry, &event.name, || handler.on_event(registry, client, &event));
                 registry.metrics().handler_time(started.elapsed());
