@@ -620,8 +620,8 @@ fn forget_node(state: &mut State, node: NodeId) -> usize {
     ids.len()
 }
 
-/// Queues without waiting; see [`reserve`].
 impl Registry {
+    /// Queues without waiting; see [`Self::reserve`].
     fn push(&self, client: &Client, item: Outbound) {
         if let Some(slot) = self.reserve(client, item.size()) {
             slot.send(item);
@@ -635,26 +635,24 @@ impl Registry {
     fn reserve<'a>(&self, client: &'a Client, bytes: usize) -> Option<mpsc::Permit<'a, Outbound>> {
         let queued = client.queued.load(Ordering::Relaxed);
         let full = if queued != 0 && queued.saturating_add(bytes) > self.queue_bytes {
-            Some(format!("{queued} bytes queued"))
+            format!("{queued} bytes queued")
         } else {
             match client.outbox.try_reserve() {
                 Ok(slot) => {
                     client.queued.fetch_add(bytes, Ordering::Relaxed);
                     return Some(slot);
                 }
-                Err(mpsc::error::TrySendError::Full(())) => Some(format!("{} messages queued", self.queue_capacity)),
-                Err(mpsc::error::TrySendError::Closed(())) => None,
+                Err(mpsc::error::TrySendError::Full(())) => format!("{} messages queued", self.queue_capacity),
+                Err(mpsc::error::TrySendError::Closed(())) => return None,
             }
         };
-        if let Some(full) = full {
-            if client.control.current().is_none() {
-                tracing::warn!(
-                    client = client.id,
-                    "outbound queue full ({full}): disconnecting a client that does not read"
-                );
-            }
-            client.control.request(CLOSE_SLOW_READER, "Outbound queue full");
+        if client.control.current().is_none() {
+            tracing::warn!(
+                client = client.id,
+                "outbound queue full ({full}): disconnecting a client that does not read"
+            );
         }
+        client.control.request(CLOSE_SLOW_READER, "Outbound queue full");
         None
     }
 }
