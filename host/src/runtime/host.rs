@@ -230,7 +230,7 @@ impl bindings::Host for HostState {
         message.truncate(message.floor_char_boundary(MAX_LINE));
         let handler = &*self.handler;
         // Lines the log filter leaves out cost nothing, so they do not count.
-        macro_rules! line {
+        macro_rules! guest_line {
             ($level:expr) => {
                 if tracing::enabled!(target: "ws_host::guest", $level) && self.log_limit.admit() {
                     tracing::event!(target: "ws_host::guest", $level, handler, "{message}")
@@ -238,11 +238,11 @@ impl bindings::Host for HostState {
             };
         }
         match level {
-            LogLevel::Trace => line!(tracing::Level::TRACE),
-            LogLevel::Debug => line!(tracing::Level::DEBUG),
-            LogLevel::Info => line!(tracing::Level::INFO),
-            LogLevel::Warn => line!(tracing::Level::WARN),
-            LogLevel::Error => line!(tracing::Level::ERROR),
+            LogLevel::Trace => guest_line!(tracing::Level::TRACE),
+            LogLevel::Debug => guest_line!(tracing::Level::DEBUG),
+            LogLevel::Info => guest_line!(tracing::Level::INFO),
+            LogLevel::Warn => guest_line!(tracing::Level::WARN),
+            LogLevel::Error => guest_line!(tracing::Level::ERROR),
         }
     }
 }
