@@ -46,7 +46,7 @@ impl Live {
         let mut store = Store::new(pre.engine(), state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();
-        let limits = CallLimits { deadline_ms: sandbox.event_deadline_ms, fuel: sandbox.fuel };
+        let limits = CallLimits { deadline: sandbox.event_deadline(), fuel: sandbox.fuel };
         limits.refill(&mut store)?;
         let instance = pre.instantiate(&mut store).map_err(|e| limits.explain(e))?;
         Ok(Live { store, instance, limits, typed: Vec::new() })
@@ -216,21 +216,21 @@ fn reply_args(results: &[Val], types: &[Type]) -> Vec<Value> {
 
 /// What bounds each call into the guest (instantiation included).
 struct CallLimits {
-    deadline_ms: u64,
+    deadline: std::time::Duration,
     fuel: Option<u64>,
 }
 
 impl CallLimits {
     /// Gives the next call its full deadline, fuel and send budget.
     fn refill(&self, store: &mut Store<HostState>) -> wasmtime::Result<()> {
-        let ticks = (self.deadline_ms / EPOCH_TICK.as_millis() as u64).max(1) + 1;
+        let ticks = (self.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1;
         store.set_epoch_deadline(ticks);
         if let Some(fuel) = self.fuel {
             store.set_fuel(fuel).context("a fuel limit needs a runtime with fuel enabled (`RuntimeOptions::fuel`)")?;
         }
         let state = store.data_mut();
         state.sends.left = state.sends.per_call;
-        state.deadline = std::time::Instant::now() + std::time::Duration::from_millis(self.deadline_ms);
+        state.deadline = std::time::Instant::now() + self.deadline;
         Ok(())
     }
 
@@ -240,7 +240,7 @@ impl CallLimits {
         match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => error.context(format!(
                 "stopped at the deadline of {} ms per call (raise it with `--event-deadline-ms`)",
-                self.deadline_ms
+                self.deadline.as_millis()
             )),
             Some(Trap::OutOfFuel) => error.context(format!(
                 "stopped when it had used its {} units of fuel per call (raise them with `--fuel`)",
