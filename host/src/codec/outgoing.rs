@@ -34,7 +34,7 @@ impl OutgoingEvent {
 
     /// Roughly how many bytes it takes on the wire (its name and payloads).
     pub fn size_hint(&self) -> usize {
-        self.name.len() + self.args.iter().map(Value::size_hint).sum::<usize>()
+        self.name.len() + Value::size_hint_of(&self.args)
     }
 
     pub fn reply_to(&self) -> Option<u64> {

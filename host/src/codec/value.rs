@@ -53,10 +53,16 @@ impl Value {
         match self {
             Value::String(s) => s.len(),
             Value::Bytes(b) => b.len(),
-            Value::Array(items) => items.iter().map(Value::size_hint).sum::<usize>() + items.len(),
+            Value::Array(items) => Value::size_hint_of(items) + items.len(),
             Value::Object(entries) => entries.iter().map(|(k, v)| k.len() + v.size_hint() + 2).sum(),
             _ => 8,
         }
+    }
+
+    /// [`size_hint`](Self::size_hint) of several values together (an
+    /// event's arguments).
+    pub fn size_hint_of(values: &[Value]) -> usize {
+        values.iter().map(Value::size_hint).sum()
     }
 
     /// Whether this is `null` or `undefined`.

@@ -224,7 +224,7 @@ pub const AUTH_CHECK_FAILED: &str = "Auth check failed";
 /// stays.
 pub(super) fn reply(shared: &Shared, client: ClientId, event: Event, args: Vec<Value>) {
     let registry = &shared.registry;
-    let (size, max) = (args.iter().map(Value::size_hint).sum::<usize>(), shared.config.max_payload_bytes);
+    let (size, max) = (Value::size_hint_of(&args), shared.config.max_payload_bytes);
     if size > max {
         registry.metrics().trap();
         tracing::warn!(

@@ -228,7 +228,7 @@ impl Handler {
     /// what did not fit. Waits while the handler's queue is full.
     pub async fn dispatch(&self, client: ClientId, mut event: Event) {
         let version = self.version();
-        let size = event.args.iter().map(Value::size_hint).sum();
+        let size = Value::size_hint_of(&event.args);
         if self.shared.runtime.is_none() {
             // A native handler checks its own arguments.
             self.shared.registry.metrics().event_in(&event.name);

@@ -28,7 +28,7 @@ pub fn add_to_linker(
             let target = target_from_val(target)?;
             let args: Vec<_> = args.iter().zip(&event.params).map(|(v, (_, ty))| from_wit(v, ty)).collect();
             let state = store.data_mut();
-            let size: usize = args.iter().map(Value::size_hint).sum();
+            let size = Value::size_hint_of(&args);
             state.sends.spend(size, format_args!("`{}`", event.wire_name))?;
             let frame = Arc::new(Frame::new(event.wire_name.clone(), None, args));
             state.registry.deliver(&target, frame);
