@@ -57,7 +57,7 @@ pub struct BindError {
 
 /// Bytes tungstenite reads at a time. Its default (128 KiB) is zero-filled
 /// on the first read, so each idle connection held 128 KiB of RSS. Bigger
-/// messages are read ahead past it ([`read_ahead`]), so this small size
+/// messages are read ahead past it (`read_ahead`), so this small size
 /// costs them no extra system calls.
 pub const READ_BUFFER_BYTES: usize = 2 * 1024;
 
