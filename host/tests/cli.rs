@@ -132,6 +132,23 @@ async fn sighup_reloads_the_handler_with_clients_connected() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn signals_sent_as_soon_as_the_server_listens_are_handled() {
+    // The listening line is printed once the signals are listened for: a
+    // SIGHUP or SIGTERM sent the moment it is read used to meet the default
+    // action now and then (4 times in 30 starts), ending the process.
+    for round in 0..40 {
+        let (mut child, _url) = start(&[guests::ECHO]);
+        if round % 2 == 1 {
+            let hup = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+            assert!(hup.success());
+        }
+        sigterm(&child);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "round {round}: {status}");
+    }
+}
+
 #[tokio::test]
 async fn watch_swaps_when_the_file_changes() {
     let (dir, file) = counter_file("watch");

@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use settings::{FileSettings, LogFormat};
 use tracing_subscriber::EnvFilter;
@@ -306,10 +307,14 @@ async fn run(plan: RunPlan) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
-    tokio::spawn(reload_on_sighup(files));
+    // Signals are listened for before the line below: one sent as soon as
+    // it is read would otherwise meet the default action (ending the
+    // process, not stopping the server cleanly).
+    let shutdown = shutdown_signal()?;
+    reload_on_sighup(files)?;
     // The one line on stdout: scripts and tests read the port from it.
     println!("ws-host listening on ws://{bound}");
-    app.serve(listener, shutdown_signal()).await?;
+    app.serve(listener, shutdown).await?;
     for cluster in clusters {
         cluster.leave().await;
     }
@@ -325,38 +330,43 @@ fn default_cache_dir() -> Option<PathBuf> {
     Some(base.join("ws-host"))
 }
 
-/// Swaps every handler from its file on each SIGHUP.
-async fn reload_on_sighup(files: Vec<(Handler, PathBuf)>) {
+/// Swaps every handler from its file on each SIGHUP, from now on.
+fn reload_on_sighup(files: Vec<(Handler, PathBuf)>) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else { return };
-        while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading {} handler(s)", files.len());
-            for (handler, path) in &files {
-                // Errors are logged by the swap itself; the old version keeps serving.
-                let _ = handler.swap_file(path).await;
+        let mut hangups = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading {} handler(s)", files.len());
+                for (handler, path) in &files {
+                    // Errors are logged by the swap itself; the old version keeps serving.
+                    let _ = handler.swap_file(path).await;
+                }
             }
-        }
+        });
     }
     #[cfg(not(unix))]
     let _ = files;
+    Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on Ctrl-C or SIGTERM sent from now on.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
