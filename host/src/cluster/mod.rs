@@ -75,15 +75,16 @@ const QUEUE: usize = 16 * 1024;
 /// How long to wait for Redis when connecting or answering.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Why a handler could not join a cluster.
+/// Why a handler could not join a cluster. Causes are part of the message,
+/// as in [`crate::runtime::LoadError`].
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("{url} is not a Redis URL ({source}): expected e.g. redis://127.0.0.1:6379")]
-    Url { url: String, source: redis::RedisError },
-    #[error("cannot reach the cluster's Redis at {url}: {source}; start Redis there, or run without --cluster")]
-    Unreachable { url: String, source: redis::RedisError },
-    #[error("handler {handler}: {source}")]
-    Join { handler: String, source: JoinError },
+    #[error("{url} is not a Redis URL ({cause}): expected e.g. redis://127.0.0.1:6379")]
+    Url { url: String, cause: redis::RedisError },
+    #[error("cannot reach the cluster's Redis at {url}: {cause}; start Redis there, or run without --cluster")]
+    Unreachable { url: String, cause: redis::RedisError },
+    #[error("handler {handler}: {cause}")]
+    Join { handler: String, cause: JoinError },
 }
 
 /// A handler's membership in a cluster. Dropping it stops the traffic
@@ -110,8 +111,8 @@ impl Cluster {
     /// same scope on different nodes share rooms and broadcasts. Distinct
     /// scopes for two routes that serve the same file keep them apart.
     pub async fn join_scoped(handler: &Handler, url: &str, scope: &str) -> Result<Cluster, ClusterError> {
-        let client = redis::Client::open(url).map_err(|source| ClusterError::Url { url: url.into(), source })?;
-        let unreachable = |source| ClusterError::Unreachable { url: url.into(), source };
+        let client = redis::Client::open(url).map_err(|cause| ClusterError::Url { url: url.into(), cause })?;
+        let unreachable = |cause| ClusterError::Unreachable { url: url.into(), cause };
         let mut connection = link::connect(&client).await.map_err(unreachable)?;
         let node = claim_node(&mut connection).await.map_err(unreachable)?;
 
@@ -121,7 +122,7 @@ impl Cluster {
         let peers = Arc::new(Outbox { queue: queue.clone(), metrics: registry.metrics().clone() });
         registry
             .join_cluster(node, peers)
-            .map_err(|source| ClusterError::Join { handler: handler.name().into(), source })?;
+            .map_err(|cause| ClusterError::Join { handler: handler.name().into(), cause })?;
         counters.node.store(u64::from(node), Ordering::Relaxed);
 
         let channel = format!("ws-host:{scope}");

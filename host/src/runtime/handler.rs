@@ -309,7 +309,7 @@ impl ByteBudget {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
-    std::fs::read(path).map_err(|source| LoadError::Read { path: path.display().to_string(), source })
+    std::fs::read(path).map_err(|cause| LoadError::Read { path: path.display().to_string(), cause })
 }
 
 fn log_version(name: &str, version: &Version, what: &str) {

@@ -64,15 +64,16 @@ pub struct Candidate {
 }
 
 /// Why a handler could not be loaded or swapped in. Each variant names the
-/// phase.
+/// phase. Causes are part of the message, not `source`s: printed with its
+/// causes (`{:#}`), an error would otherwise say each twice.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read handler {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    #[error("cannot read handler {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
     #[error("handler {name} is not a WebAssembly component: {}", one_line(cause))]
     Compile { name: String, cause: wasmtime::Error },
-    #[error("{name} is not a valid handler: {source}")]
-    Schema { name: String, source: SchemaError },
+    #[error("{name} is not a valid handler: {cause}")]
+    Schema { name: String, cause: SchemaError },
     #[error("handler {name} cannot be linked: {}", one_line(cause))]
     Link { name: String, cause: wasmtime::Error },
     #[error("handler {name} failed while starting: {}", one_line(cause))]
@@ -120,7 +121,7 @@ pub fn prepare(
         (Some(_), _) => CacheUse::Miss,
         _ => CacheUse::Off,
     };
-    let schema = Schema::read(engine, &component).map_err(|source| LoadError::Schema { name: named(), source })?;
+    let schema = Schema::read(engine, &component).map_err(|cause| LoadError::Schema { name: named(), cause })?;
     let pre = link(engine, &component, &schema).map_err(|cause| LoadError::Link { name: named(), cause })?;
     let live =
         start_off_runtime(&pre, name, registry, config).map_err(|cause| LoadError::Start { name: named(), cause })?;

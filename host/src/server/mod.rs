@@ -44,15 +44,16 @@ pub async fn serve(
 /// Binds a listener, with an error that says what to do when the address
 /// is taken. Port 0 picks a free port (`local_addr` tells which).
 pub async fn bind(address: SocketAddr) -> Result<TcpListener, BindError> {
-    TcpListener::bind(address).await.map_err(|source| BindError { address, source })
+    TcpListener::bind(address).await.map_err(|cause| BindError { address, cause })
 }
 
-/// The listening address could not be bound.
+/// The listening address could not be bound. The cause is part of the
+/// message, as in [`crate::runtime::LoadError`].
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {address}: {source} (pick another port, or stop what uses it)")]
+#[error("cannot listen on {address}: {cause} (pick another port, or stop what uses it)")]
 pub struct BindError {
     pub address: SocketAddr,
-    pub source: std::io::Error,
+    pub cause: std::io::Error,
 }
 
 /// Bytes tungstenite reads at a time. Its default (128 KiB) is zero-filled

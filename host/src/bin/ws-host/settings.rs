@@ -57,13 +57,23 @@ pub struct FileSettings {
     pub limits: Option<Config>,
 }
 
+/// Where in `text` a parse error is, as `, line L, column C` (1-based);
+/// toml's own rendering draws the line over several lines of output.
+fn place(text: &str, error: &toml::de::Error) -> String {
+    let Some(span) = error.span() else { return String::new() };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
+    format!(", line {line}, column {column}")
+}
+
 impl FileSettings {
     /// Reads a settings file; errors name the file and the line.
     pub fn read(path: &Path) -> anyhow::Result<FileSettings> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read the config file {}: {e}", path.display()))?;
         let mut settings: FileSettings = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end().replace('\n', " ")))?;
+            .map_err(|e| anyhow::anyhow!("{}{}: {}", path.display(), place(&text, &e), e.message()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: &mut PathBuf| {
             if p.is_relative() {
