@@ -42,7 +42,7 @@ pub fn watch_file(handler: Handler, path: &Path) -> notify::Result<FileWatcher> 
         }
     })?;
     watcher.watch(&folder, RecursiveMode::NonRecursive)?;
-    tracing::info!(handler = handler.name(), file = %path.display(), "watching for new versions");
+    tracing::info!(handler = %handler.name(), file = %path.display(), "watching for new versions");
     let task = tokio::spawn(async move {
         let mut last = std::fs::read(&path).ok();
         while changed.recv().await.is_some() {
@@ -59,7 +59,7 @@ pub fn watch_file(handler: Handler, path: &Path) -> notify::Result<FileWatcher> 
                     "new version from {}",
                     path.display()
                 ),
-                Err(error) => tracing::warn!(handler = handler.name(), "not swapped: {error}"),
+                Err(error) => tracing::warn!(handler = %handler.name(), "not swapped: {error}"),
             }
         }
     });

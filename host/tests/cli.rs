@@ -149,6 +149,23 @@ fn signals_sent_as_soon_as_the_server_listens_are_handled() {
     }
 }
 
+#[test]
+fn logs_to_a_pipe_are_plain_text() {
+    let mut child = ws_host()
+        .args(["run", guests::ECHO, "--port", "0"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ws-host");
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut String::new()).expect("read stdout");
+    sigterm(&child);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains(" INFO ws_host::runtime::handler: loaded handler=echo"), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "no colour codes outside a terminal: {stderr:?}");
+}
+
 #[tokio::test]
 async fn watch_swaps_when_the_file_changes() {
     let (dir, file) = counter_file("watch");

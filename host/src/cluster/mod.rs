@@ -126,7 +126,7 @@ impl Cluster {
         counters.node.store(u64::from(node), Ordering::Relaxed);
 
         let channel = format!("ws-host:{scope}");
-        tracing::info!(handler = handler.name(), node, url, channel, "joined the cluster");
+        tracing::info!(handler = %handler.name(), node, %url, %channel, "joined the cluster");
         let link = Arc::new(link::Link::new(client, channel, node, registry));
         let (subscribed, ready) = oneshot::channel();
         let publisher = AbortOnDropHandle::new(tokio::spawn(link.clone().publish(outbox, connection)));

@@ -162,7 +162,7 @@ impl Handler {
             Ok(candidate) => candidate,
             Err(error) => {
                 tracing::warn!(
-                    handler = self.name(),
+                    handler = %self.name(),
                     "swap refused, version {} keeps serving: {error}",
                     self.version().number
                 );
@@ -174,7 +174,7 @@ impl Handler {
         let outcome = outcome.await.map_err(|_| LoadError::Stopped { name: self.name().into() })?;
         if let Err(error) = &outcome {
             tracing::warn!(
-                handler = self.name(),
+                handler = %self.name(),
                 "swap refused, version {} keeps serving: {error}",
                 self.version().number
             );
@@ -314,7 +314,7 @@ fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
 
 fn log_version(name: &str, version: &Version, what: &str) {
     tracing::info!(
-        handler = name,
+        handler = %name,
         version = version.number,
         digest = %version.digest,
         bytes = version.size,

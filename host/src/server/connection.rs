@@ -43,7 +43,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let connection = handler.registry().connect();
-    let span = tracing::debug_span!("connection", handler = handler.name(), client = connection.id);
+    let span = tracing::debug_span!("connection", handler = %handler.name(), client = connection.id);
     serve_registered(ws, request, handler, config, connection).instrument(span).await;
 }
 
@@ -94,7 +94,7 @@ async fn serve_registered<S>(
             request = control.requested(), if !closing => Input::CloseRequested(request),
             () = Deadline::wait(&mut close_deadline) => Input::CloseTimedOut,
         };
-        tracing::trace!(input = input.kind(), "input");
+        tracing::trace!(input = %input.kind(), "input");
         let action = match input {
             Input::Read(None) => break,
             Input::Read(Some(Err(tungstenite::Error::Capacity(error)))) => {

@@ -154,7 +154,7 @@ impl Endpoint {
         connections.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait()).await.is_err() {
             tracing::warn!(
-                handler = self.inner.handler.name(),
+                handler = %self.inner.handler.name(),
                 left = connections.len(),
                 "connections did not close in time"
             );

@@ -3,6 +3,7 @@
 mod settings;
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -259,10 +260,12 @@ fn read_settings(args: &RunArgs) -> anyhow::Result<FileSettings> {
     args.config.as_deref().map_or_else(|| Ok(FileSettings::default()), FileSettings::read)
 }
 
-/// Logs to stderr, filtered by RUST_LOG (default `info`).
+/// Logs to stderr, filtered by RUST_LOG (default `info`); in colour only on
+/// a terminal (not in a file or a pipe), and never with NO_COLOR set.
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     match format {
         LogFormat::Human => logs.init(),
         LogFormat::Json => logs.json().init(),

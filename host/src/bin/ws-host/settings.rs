@@ -31,7 +31,7 @@ use ws_host::Config;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum LogFormat {
-    /// One readable line per event.
+    /// One readable line per event, coloured on a terminal (unless NO_COLOR is set).
     #[default]
     Human,
     /// One JSON object per line, for log collectors.
