@@ -114,6 +114,32 @@ impl Config {
     pub fn auth_timeout(&self) -> Duration {
         Duration::from_millis(self.auth_timeout_ms)
     }
+
+    /// Refuses the settings under which nothing could be served: a max
+    /// payload, auth timeout, event deadline or fuel of zero would refuse
+    /// every message, connection or call. (Queues of zero are taken as
+    /// one: a queue always holds one item.)
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let sandbox = &self.sandbox;
+        let settings = [
+            ("max-payload-bytes", "--max-payload", self.max_payload_bytes as u64),
+            ("auth-timeout-ms", "--auth-timeout-ms", self.auth_timeout_ms),
+            ("sandbox.event-deadline-ms", "--event-deadline-ms", sandbox.event_deadline_ms),
+            ("sandbox.fuel", "--fuel", sandbox.fuel.unwrap_or(1)),
+        ];
+        match settings.into_iter().find(|&(_, _, value)| value == 0) {
+            Some((key, flag, _)) => Err(ConfigError::Zero { key, flag }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A setting [`Config::check`] refuses, named as the config file's
+/// `[limits]` table and the command line name it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{key} ({flag}) is 0, which would refuse everything: give at least 1")]
+    Zero { key: &'static str, flag: &'static str },
 }
 
 impl Sandbox {

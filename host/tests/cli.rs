@@ -326,6 +326,25 @@ fn an_unreachable_or_malformed_cluster_url_is_a_one_line_error() {
 }
 
 #[test]
+fn settings_that_could_serve_nothing_are_one_line_errors() {
+    let refused =
+        |key: &str, flag: &str| format!("error: {key} ({flag}) is 0, which would refuse everything: give at least 1\n");
+    let stderr = fails(&["run", guests::ECHO, "--port", "0", "--max-payload", "0"]);
+    assert_eq!(stderr, refused("max-payload-bytes", "--max-payload"));
+    let stderr = fails(&["run", guests::ECHO, "--port", "0", "--event-deadline-ms", "0"]);
+    assert_eq!(stderr, refused("sandbox.event-deadline-ms", "--event-deadline-ms"));
+    let file = std::env::temp_dir().join(format!("ws-host-zero-fuel-{}.toml", std::process::id()));
+    std::fs::write(&file, "[limits.sandbox]\nfuel = 0\n").unwrap();
+    let stderr = fails(&["run", guests::ECHO, "--port", "0", "--config", file.to_str().unwrap()]);
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(stderr, refused("sandbox.fuel", "--fuel"));
+
+    let route = format!("/a={}", guests::ECHO);
+    let stderr = fails(&["run", "--port", "0", "--route", &route, "--route", &route]);
+    assert_eq!(stderr, "error: --route /a is given twice: a path has one handler\n");
+}
+
+#[test]
 fn a_file_that_is_not_a_handler_is_a_one_line_error() {
     let garbage = std::env::temp_dir().join(format!("ws-host-garbage-{}.wasm", std::process::id()));
     std::fs::write(&garbage, b"definitely not wasm").unwrap();

@@ -185,6 +185,11 @@ impl RunArgs {
             config.sandbox.fuel = self.fuel;
         }
         config.sandbox.allow_wall_clock |= self.allow_wall_clock;
+        config.check()?;
+        let mut given = std::collections::BTreeSet::new();
+        if let Some((path, _)) = self.route.iter().find(|(path, _)| !given.insert(path)) {
+            anyhow::bail!("--route {path} is given twice: a path has one handler");
+        }
         let mut routes: BTreeMap<String, PathBuf> = file.routes;
         routes.extend(self.route);
         let handler = self.handler.or(file.handler);
