@@ -35,8 +35,11 @@ async fn every_kind_of_guest_failure_replaces_the_instance_and_keeps_connections
         assert_eq!(bystander.request("myRooms", vec![]).await.args, vec![Value::Array(vec![s("lobby")])]);
     }
     assert_eq!(victim.request("count", vec![]).await.args, vec![n(1.0)]);
-    // The log names the limit that stopped the loop, and the setting for it.
-    assert!(logs().contains("stopped at the deadline of 200 ms per call (raise it with `--event-deadline-ms`)"));
+    // The log names the limits that stopped the loop and the hoarder, and
+    // the setting for each.
+    let logs = logs();
+    assert!(logs.contains("stopped at the deadline of 200 ms per call (raise it with `--event-deadline-ms`)"));
+    assert!(logs.contains("over the limit of 33554432 bytes (raise it with `--memory-limit`)"), "{logs}");
 }
 
 #[tokio::test]

@@ -326,7 +326,7 @@ fn an_unreachable_or_malformed_cluster_url_is_a_one_line_error() {
 }
 
 #[test]
-fn settings_that_could_serve_nothing_are_one_line_errors() {
+fn settings_that_cannot_work_are_one_line_errors() {
     let refused =
         |key: &str, flag: &str| format!("error: {key} ({flag}) is 0, which would refuse everything: give at least 1\n");
     let stderr = fails(&["run", guests::ECHO, "--port", "0", "--max-payload", "0"]);
@@ -338,6 +338,15 @@ fn settings_that_could_serve_nothing_are_one_line_errors() {
     let stderr = fails(&["run", guests::ECHO, "--port", "0", "--config", file.to_str().unwrap()]);
     std::fs::remove_file(&file).unwrap();
     assert_eq!(stderr, refused("sandbox.fuel", "--fuel"));
+
+    // Too little memory to start: the error says which setting to raise.
+    let stderr = fails(&["run", guests::ECHO, "--port", "0", "--memory-limit", "1000"]);
+    assert!(
+        stderr.starts_with("error: handler echo failed while starting: its memory was refused growth to "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("over the limit of 1000 bytes (raise it with `--memory-limit`)"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 
     let route = format!("/a={}", guests::ECHO);
     let stderr = fails(&["run", "--port", "0", "--route", &route, "--route", &route]);

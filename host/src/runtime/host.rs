@@ -31,15 +31,19 @@ pub struct HostState {
     table: ResourceTable,
 }
 
-/// The store's limits, reporting the instance's memory to the metrics.
+/// The store's limits, reporting the instance's memory to the metrics and
+/// keeping the growth it refused, so that the failure it leads to (a guest
+/// aborts when its allocator gets no memory) can name the limit.
 pub struct Limits {
     inner: StoreLimits,
     metrics: Arc<HandlerMetrics>,
+    /// The memory size last refused in the running call.
+    pub refused: Option<usize>,
 }
 
 impl Limits {
     pub fn new(inner: StoreLimits, metrics: Arc<HandlerMetrics>) -> Self {
-        Limits { inner, metrics }
+        Limits { inner, metrics, refused: None }
     }
 }
 
@@ -48,6 +52,8 @@ impl ResourceLimiter for Limits {
         let allowed = self.inner.memory_growing(current, desired, maximum)?;
         if allowed {
             self.metrics.memory(desired);
+        } else {
+            self.refused = Some(desired);
         }
         Ok(allowed)
     }

@@ -46,9 +46,10 @@ impl Live {
         let mut store = Store::new(pre.engine(), state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();
-        let limits = CallLimits { deadline: sandbox.event_deadline(), fuel: sandbox.fuel };
+        let limits =
+            CallLimits { deadline: sandbox.event_deadline(), fuel: sandbox.fuel, memory: sandbox.memory_bytes };
         limits.refill(&mut store)?;
-        let instance = pre.instantiate(&mut store).map_err(|e| limits.explain(e))?;
+        let instance = pre.instantiate(&mut store).map_err(|e| limits.explain(&mut store, e))?;
         Ok(Live { store, instance, limits, typed: Vec::new() })
     }
 
@@ -76,7 +77,7 @@ impl Live {
         params.extend(args);
         let mut results = vec![Val::Bool(false); event.results.len()];
         self.begin_call()?;
-        func.call(&mut self.store, &params, &mut results).map_err(|e| self.limits.explain(e))?;
+        func.call(&mut self.store, &params, &mut results).map_err(|e| self.limits.explain(&mut self.store, e))?;
         Ok(reply_args(&results, &event.results))
     }
 
@@ -176,7 +177,7 @@ impl Live {
     {
         let func = self.typed_func::<Params, Results>(index, what)?;
         self.begin_call()?;
-        func.call(&mut self.store, params).map_err(|e| self.limits.explain(e))
+        func.call(&mut self.store, params).map_err(|e| self.limits.explain(&mut self.store, e))
     }
 
     /// The export's typed function from the cache, or found and checked
@@ -218,6 +219,7 @@ fn reply_args(results: &[Val], types: &[Type]) -> Vec<Value> {
 struct CallLimits {
     deadline: std::time::Duration,
     fuel: Option<u64>,
+    memory: usize,
 }
 
 impl CallLimits {
@@ -229,14 +231,22 @@ impl CallLimits {
             store.set_fuel(fuel).context("a fuel limit needs a runtime with fuel enabled (`RuntimeOptions::fuel`)")?;
         }
         let state = store.data_mut();
+        state.limits.refused = None;
         state.sends.left = state.sends.per_call;
         state.deadline = std::time::Instant::now() + self.deadline;
         Ok(())
     }
 
     /// Names the limit a call was stopped by and the setting that sets it:
-    /// wasmtime itself only says `interrupt` or `all fuel consumed`.
-    fn explain(&self, error: wasmtime::Error) -> wasmtime::Error {
+    /// wasmtime itself only says `interrupt` or `all fuel consumed`, and a
+    /// guest refused memory fails in its own way (most abort).
+    fn explain(&self, store: &mut Store<HostState>, error: wasmtime::Error) -> wasmtime::Error {
+        if let Some(wanted) = store.data_mut().limits.refused.take() {
+            return error.context(format!(
+                "its memory was refused growth to {wanted} bytes, over the limit of {} bytes (raise it with `--memory-limit`)",
+                self.memory
+            ));
+        }
         match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => error.context(format!(
                 "stopped at the deadline of {} ms per call (raise it with `--event-deadline-ms`)",
