@@ -40,6 +40,14 @@ async fn every_kind_of_guest_failure_replaces_the_instance_and_keeps_connections
     let logs = logs();
     assert!(logs.contains("stopped at the deadline of 200 ms per call (raise it with `--event-deadline-ms`)"));
     assert!(logs.contains("over the limit of 33554432 bytes (raise it with `--memory-limit`)"), "{logs}");
+    // Each failure is one line; where in the guest it failed follows at
+    // debug level. The guest's panic message arrives without its blank line.
+    let panic =
+        "handler failed, replacing its instance: wasm trap: wasm `unreachable` instruction executed handler=fixture";
+    assert!(logs.lines().any(|line| line.contains(panic)), "{logs}");
+    assert!(logs.contains("where it failed: error while executing at wasm backtrace:"), "{logs}");
+    assert!(logs.contains("ws_host::guest: asked to panic handler=fixture stream=stderr"), "{logs}");
+    assert!(!logs.contains("ws_host::guest:  handler="), "no blank guest lines: {logs}");
 }
 
 #[tokio::test]

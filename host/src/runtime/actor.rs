@@ -11,7 +11,7 @@ use wasmtime::component::{InstancePre, Val};
 use super::bindings::{RawMessage, Request};
 use super::handler::{RequestInfo, Shared};
 use super::host::HostState;
-use super::instance::Live;
+use super::instance::{Live, backtrace, one_line};
 use super::version::{Candidate, LoadError, Version};
 use crate::codec::{ERROR, Event, Frame, OutgoingEvent, Value};
 use crate::config::Config;
@@ -157,7 +157,7 @@ impl Actor {
             if let Some(state) = self.call("state.save", |live| live.save_state(&old)) {
                 live.restore_state(&new, state).map_err(|cause| LoadError::Handover {
                     name: self.name.to_string(),
-                    reason: format!("restore trapped: {cause:#}"),
+                    reason: format!("restore trapped: {}", one_line(&cause)),
                 })?;
             } else {
                 tracing::warn!(handler = %self.name, "the old version could not save its state; the new one starts empty");
@@ -193,7 +193,15 @@ impl Actor {
                 if let Some(shared) = self.shared.upgrade() {
                     shared.registry.metrics().trap();
                 }
-                tracing::warn!(handler = %self.name, event = %what, "handler failed, replacing its instance: {error:#}");
+                tracing::warn!(
+                    handler = %self.name,
+                    event = %what,
+                    "handler failed, replacing its instance: {}",
+                    one_line(&error)
+                );
+                if let Some(backtrace) = backtrace(&error) {
+                    tracing::debug!(handler = %self.name, event = %what, "where it failed: {backtrace}");
+                }
                 self.live = None;
                 self.restart();
                 None
@@ -205,7 +213,7 @@ impl Actor {
         let Some(shared) = self.shared.upgrade() else { return };
         match Live::start(&self.pre, self.name.clone(), shared.registry.clone(), &self.config) {
             Ok(live) => self.live = Some(live),
-            Err(error) => tracing::error!(handler = %self.name, "cannot start a fresh instance: {error:#}"),
+            Err(error) => tracing::error!(handler = %self.name, "cannot start a fresh instance: {}", one_line(&error)),
         }
     }
 }

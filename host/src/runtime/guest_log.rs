@@ -77,12 +77,14 @@ impl GuestLog {
         }
     }
 
+    /// Logs a line; blank ones (a Rust panic message starts with one) say
+    /// nothing and are left out.
     fn emit(&self, line: &[u8]) {
-        if !self.limit.admit() {
+        if line.trim_ascii().is_empty() || !self.limit.admit() {
             return;
         }
-        let line = String::from_utf8_lossy(line);
-        tracing::warn!(target: "ws_host::guest", handler = %self.handler, stream = self.stream, "{line}");
+        let line = String::from_utf8_lossy(line.trim_ascii_end());
+        tracing::warn!(target: "ws_host::guest", handler = %self.handler, stream = %self.stream, "{line}");
     }
 }
 

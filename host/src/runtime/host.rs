@@ -239,7 +239,7 @@ impl bindings::Host for HostState {
         macro_rules! guest_line {
             ($level:expr) => {
                 if tracing::enabled!(target: "ws_host::guest", $level) && self.log_limit.admit() {
-                    tracing::event!(target: "ws_host::guest", $level, handler, "{message}")
+                    tracing::event!(target: "ws_host::guest", $level, handler = %handler, "{message}")
                 }
             };
         }

@@ -10,7 +10,7 @@ use wasmtime::component::{
     ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Lower, TypedFunc, Val,
 };
 use wasmtime::error::Context as _;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, WasmBacktrace};
 
 use super::bindings::{RawMessage, Request};
 use super::host::HostState;
@@ -203,6 +203,22 @@ impl Live {
         self.typed.push((*index, Box::new(func)));
         Ok(func)
     }
+}
+
+/// An error and its causes on one line: without the wasm backtrace (see
+/// [`backtrace`]), and with multi-line messages (wasmparser prints byte
+/// arrays over several lines) folded.
+pub fn one_line(error: &wasmtime::Error) -> String {
+    let backtrace = backtrace(error).map(ToString::to_string);
+    let messages: Vec<String> =
+        error.chain().map(ToString::to_string).filter(|m| Some(m) != backtrace.as_ref()).collect();
+    messages.join(": ").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Where in the guest a call failed, when wasmtime knows: frame by frame,
+/// over several lines (logged at debug level, apart from the failure).
+pub fn backtrace(error: &wasmtime::Error) -> Option<&WasmBacktrace> {
+    error.downcast_ref::<WasmBacktrace>()
 }
 
 /// A reply's wire values: the result, or the items of a returned tuple.

@@ -14,7 +14,7 @@ use wasmtime::component::{Component, InstancePre, Linker};
 use super::Runtime;
 use super::bindings;
 use super::host::HostState;
-use super::instance::Live;
+use super::instance::{Live, one_line};
 use super::schema::{Schema, SchemaError};
 use crate::config::Config;
 use crate::registry::Registry;
@@ -84,12 +84,6 @@ pub enum LoadError {
     Stopped { name: String },
     #[error("handler {name} is native Rust code, compiled into the host: it cannot be swapped")]
     Native { name: String },
-}
-
-/// An error and its causes on one line (wasmparser prints byte arrays over
-/// several lines).
-fn one_line(error: &wasmtime::Error) -> String {
-    format!("{error:#}").split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Compiles, checks, links and starts `bytes` as version `number`.
