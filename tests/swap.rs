@@ -227,3 +227,20 @@ async fn watching_the_file_swaps_on_rewrite_and_on_atomic_replace() {
     assert_eq!(parse_reply(&client.request("bump", vec![n(1.0)]).await), (1, 3));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_file_changed_before_the_watch_began_is_swapped_in() {
+    let dir = std::env::temp_dir().join(format!("ws-host-watch-late-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("counter.wasm");
+    std::fs::write(&file, bytes(guests::COUNTER_V1)).unwrap();
+    let server = TestServer::start(file.to_str().unwrap()).await;
+    let mut versions = server.handler.versions();
+    // Changed after the handler loaded it, before anyone watched it.
+    std::fs::write(&file, bytes(guests::COUNTER_V2)).unwrap();
+    let _watcher = ws_host::watch::watch_file(server.handler.clone(), &file).unwrap();
+    tokio::time::timeout(STEP, versions.wait_for(|v| v.number == 2)).await.unwrap().unwrap();
+    let mut client = server.client("k").await;
+    assert_eq!(parse_reply(&client.request("bump", vec![n(1.0)]).await).0, 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

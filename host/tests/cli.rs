@@ -169,17 +169,37 @@ fn logs_to_a_pipe_are_plain_text() {
 #[tokio::test]
 async fn watch_swaps_when_the_file_changes() {
     let (dir, file) = counter_file("watch");
-    let (mut child, url) = start(&[file.to_str().unwrap(), "--watch"]);
+    let mut child = ws_host()
+        .args(["run", file.to_str().unwrap(), "--watch", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ws-host");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read stdout");
+    let url = line.trim().strip_prefix("ws-host listening on ").expect("the listening line").to_owned();
+    let (log, logged) = std::sync::mpsc::channel();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || stderr.lines().map_while(Result::ok).try_for_each(|line| log.send(line)));
     let mut client = Client::connect(&url).await;
     assert_eq!(client.auth("k").await, Message::AuthOk);
     assert_eq!(bump_until(&mut client, "v1").await, 1);
+
+    // A file that is no handler is refused, once in the log; v1 serves on.
+    std::fs::write(&file, b"not wasm").unwrap();
+    let refusal = logged.recv_timeout(ws_host_tests::STEP).expect("a log line about the refused file");
+    assert!(refusal.contains("swap refused, version 1 keeps serving: handler counter is not a WebAssembly component"));
+    assert_eq!(bump_until(&mut client, "v1").await, 2);
+
     let beside = dir.join("counter.wasm.new");
     std::fs::copy(guests::COUNTER_V2, &beside).unwrap();
     std::fs::rename(&beside, &file).unwrap();
-    assert!(bump_until(&mut client, "v2").await >= 2);
+    assert!(bump_until(&mut client, "v2").await >= 3);
     sigterm(&child);
     assert_eq!(client.closed().await.0.0, 1001);
     assert!(child.wait().unwrap().success());
+    let rest: Vec<String> = logged.iter().collect();
+    assert!(rest.is_empty(), "one line for the refusal, nothing more at warn level: {rest:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

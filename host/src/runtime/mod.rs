@@ -18,7 +18,7 @@ mod wasi_wait;
 
 pub use handler::{Handler, RequestInfo};
 pub use native::NativeHandler;
-pub use version::{CacheUse, LoadError, Version};
+pub use version::{CacheUse, LoadError, Version, digest};
 
 use wasmtime::{Config, Engine};
 

@@ -86,6 +86,13 @@ pub enum LoadError {
     Native { name: String },
 }
 
+/// The [`Version::digest`] of a component's bytes.
+pub fn digest(bytes: &[u8]) -> String {
+    let mut hasher = DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
 /// Compiles, checks, links and starts `bytes` as version `number`.
 pub fn prepare(
     runtime: &Runtime,
@@ -119,11 +126,9 @@ pub fn prepare(
     let pre = link(engine, &component, &schema).map_err(|cause| LoadError::Link { name: named(), cause })?;
     let live =
         start_off_runtime(&pre, name, registry, config).map_err(|cause| LoadError::Start { name: named(), cause })?;
-    let mut hasher = DefaultHasher::new();
-    bytes.hash(&mut hasher);
     let version = Version {
         number,
-        digest: format!("{:016x}", hasher.finish()),
+        digest: digest(bytes),
         size: bytes.len(),
         loaded_at: SystemTime::now(),
         compile_time,
