@@ -193,13 +193,19 @@ async fn the_compile_cache_answers_the_second_load_and_says_so() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[tokio::test]
-async fn watching_the_file_swaps_on_rewrite_and_on_atomic_replace() {
-    let dir = std::env::temp_dir().join(format!("ws-host-watch-{}", std::process::id()));
+/// A server of counter v1 loaded from `counter.wasm` in a folder of its own.
+async fn serve_counter_file(tag: &str) -> (std::path::PathBuf, std::path::PathBuf, TestServer) {
+    let dir = std::env::temp_dir().join(format!("ws-host-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("counter.wasm");
     std::fs::write(&file, bytes(guests::COUNTER_V1)).unwrap();
     let server = TestServer::start(file.to_str().unwrap()).await;
+    (dir, file, server)
+}
+
+#[tokio::test]
+async fn watching_the_file_swaps_on_rewrite_and_on_atomic_replace() {
+    let (dir, file, server) = serve_counter_file("watch").await;
     let mut versions = server.handler.versions();
     let _watcher = ws_host::watch::watch_file(server.handler.clone(), &file).unwrap();
     let mut client = server.client("k").await;
@@ -230,11 +236,7 @@ async fn watching_the_file_swaps_on_rewrite_and_on_atomic_replace() {
 
 #[tokio::test]
 async fn a_file_changed_before_the_watch_began_is_swapped_in() {
-    let dir = std::env::temp_dir().join(format!("ws-host-watch-late-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("counter.wasm");
-    std::fs::write(&file, bytes(guests::COUNTER_V1)).unwrap();
-    let server = TestServer::start(file.to_str().unwrap()).await;
+    let (dir, file, server) = serve_counter_file("watch-late").await;
     let mut versions = server.handler.versions();
     // Changed after the handler loaded it, before anyone watched it.
     std::fs::write(&file, bytes(guests::COUNTER_V2)).unwrap();
