@@ -51,6 +51,10 @@ async fn run_serves_the_chat_example_and_stops_cleanly_on_sigterm() {
     assert_eq!(ann.auth("ann").await, Message::AuthOk);
     let reply = ann.request("join", vec![s("lobby")]).await;
     assert_eq!(reply.args, vec![ws_host::codec::Value::Array(vec![s("ann")])]);
+    // Every path is the handler's: a plain request is told to upgrade.
+    let addr: std::net::SocketAddr = url.trim_start_matches("ws://").parse().unwrap();
+    assert_eq!(http_get(addr, "/any/path").await, (426, "this is a WebSocket endpoint".into()));
+    assert_eq!(http_get(addr, "/healthz").await, (200, "OK".into()));
     sigterm(&child);
     assert_eq!(ann.closed().await.0.0, 1001);
     let status = child.wait().unwrap();

@@ -139,11 +139,13 @@ async fn fallback(request: Request, default: Option<Endpoint>, files: Option<Ser
             None => plain(StatusCode::NOT_FOUND, "no WebSocket handler at this path").into_response(),
         };
     }
-    match files {
-        Some(files) => match files.oneshot(request).await {
+    match (files, default) {
+        (Some(files), _) => match files.oneshot(request).await {
             Ok(response) => response.map(Body::new),
             Err(infallible) => match infallible {},
         },
-        None => plain(StatusCode::NOT_FOUND, "not found").into_response(),
+        // Every path is the default handler's: say so, as a route does.
+        (None, Some(endpoint)) => endpoint.upgrade(request, None).into_response(),
+        (None, None) => plain(StatusCode::NOT_FOUND, "not found").into_response(),
     }
 }
