@@ -2,7 +2,7 @@
 
 mod settings;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -186,7 +186,7 @@ impl RunArgs {
         }
         config.sandbox.allow_wall_clock |= self.allow_wall_clock;
         config.check()?;
-        let mut given = std::collections::BTreeSet::new();
+        let mut given = BTreeSet::new();
         if let Some((path, _)) = self.route.iter().find(|(path, _)| !given.insert(path)) {
             anyhow::bail!("--route {path} is given twice: a path has one handler");
         }
