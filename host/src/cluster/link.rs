@@ -284,10 +284,10 @@ impl Backoff {
 
     fn failed(&mut self, channel: &str, what: &str, error: &redis::RedisError) {
         if self.failures == 0 {
-            tracing::warn!(channel, "cannot {what} through the cluster's Redis ({error}): retrying with backoff");
+            tracing::warn!(channel = %channel, "cannot {what} through the cluster's Redis ({error}): retrying with backoff");
         } else {
             tracing::debug!(
-                channel,
+                channel = %channel,
                 attempt = self.failures + 1,
                 "cannot {what} through the cluster's Redis ({error})"
             );

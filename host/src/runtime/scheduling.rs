@@ -29,19 +29,19 @@ pub fn batch_this_thread(handler: &str) {
             Some(0) => {}
             Some(nice) => {
                 return tracing::info!(
-                    handler,
+                    handler = %handler,
                     "the handler's thread keeps niceness {nice} and the normal scheduling class \
                      (the batch class is set at the default niceness only)"
                 );
             }
             None => {
-                return tracing::info!(handler, "cannot read the handler's thread niceness: it keeps its scheduling");
+                return tracing::info!(handler = %handler, "cannot read the handler's thread niceness: it keeps its scheduling");
             }
         }
         let batch = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
         let default_niceness = ThreadPriority::Os(ThreadPriorityOsValue::default());
         if let Err(error) = set_thread_priority_and_policy(thread_native_id(), default_niceness, batch) {
-            tracing::info!(handler, "the handler's thread stays in the normal scheduling class: {error:?}");
+            tracing::info!(handler = %handler, "the handler's thread stays in the normal scheduling class: {error:?}");
         }
     }
 }
