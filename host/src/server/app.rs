@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-
 use std::time::Duration;
 
 use axum::Router;
@@ -16,6 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use socket2::{SockRef, TcpKeepalive};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
@@ -104,6 +104,9 @@ impl App {
                         }
                     };
                     let _ = stream.set_nodelay(true);
+                    if let Err(error) = probe_when_silent(&stream) {
+                        tracing::debug!(%remote, "cannot set keepalive probes: {error}");
+                    }
                     let service = router.clone().map_request(move |mut request: http::Request<Incoming>| {
                         request.extensions_mut().insert(ConnectInfo(remote));
                         request.map(Body::new)
@@ -132,6 +135,20 @@ impl App {
     }
 }
 
+/// Silence on a connection after which the kernel starts probing the peer,
+/// the time between probes, and how many unanswered probes close it: a peer
+/// that vanished without a word (a closed laptop, a dropped network) is
+/// let go within about 90 s of silence, with its rooms and queue, instead of
+/// never. TCP keepalive, not WebSocket pings: it costs no timer and no
+/// memory per connection, and nothing while data flows.
+const KEEPALIVE: TcpKeepalive =
+    TcpKeepalive::new().with_time(Duration::from_secs(60)).with_interval(Duration::from_secs(10)).with_retries(3);
+
+/// Turns [`KEEPALIVE`] probes on for an accepted connection.
+fn probe_when_silent(stream: &tokio::net::TcpStream) -> std::io::Result<()> {
+    SockRef::from(stream).set_tcp_keepalive(&KEEPALIVE)
+}
+
 async fn fallback(request: Request, default: Option<Endpoint>, files: Option<ServeDir>) -> Response {
     if is_upgrade(&request) {
         return match default {
@@ -147,5 +164,25 @@ async fn fallback(request: Request, default: Option<Endpoint>, files: Option<Ser
         // Every path is the default handler's: say so, as a route does.
         (None, Some(endpoint)) => endpoint.upgrade(request, None).into_response(),
         (None, None) => plain(StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use socket2::SockRef;
+
+    #[tokio::test]
+    async fn accepted_connections_are_probed_when_silent() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        super::probe_when_silent(&accepted).unwrap();
+        let socket = SockRef::from(&accepted);
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(socket.tcp_keepalive_time().unwrap(), Duration::from_secs(60));
+        assert_eq!(socket.tcp_keepalive_interval().unwrap(), Duration::from_secs(10));
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), 3);
     }
 }
