@@ -153,6 +153,45 @@ fn signals_sent_as_soon_as_the_server_listens_are_handled() {
     }
 }
 
+#[tokio::test]
+async fn out_of_file_descriptors_is_one_warning_and_the_server_recovers() {
+    // 64 descriptors: more connections than that are held open below.
+    let mut child = Command::new("bash")
+        .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_ws-host")])
+        .args(["run", guests::ECHO, "--port", "0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ws-host");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read stdout");
+    let url = line.trim().strip_prefix("ws-host listening on ").expect("the listening line").to_owned();
+    let addr: std::net::SocketAddr = url.trim_start_matches("ws://").parse().unwrap();
+    let (log, logged) = std::sync::mpsc::channel();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || stderr.lines().map_while(Result::ok).try_for_each(|line| log.send(line)));
+
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let warning = logged.recv_timeout(ws_host_tests::STEP).expect("a warning about accepting");
+    assert!(warning.contains("cannot accept connections: Too many open files"), "{warning}");
+    assert!(warning.contains("raise the open-file limit"), "{warning}");
+
+    // Once the connections close, new ones are served again.
+    drop(held);
+    let mut client = Client::connect(&url).await;
+    assert_eq!(client.auth("k").await, Message::AuthOk);
+    assert_eq!(client.request("echo", vec![s("back")]).await.args, vec![s("back")]);
+    sigterm(&child);
+    assert_eq!(client.closed().await.0.0, 1001);
+    assert!(child.wait().unwrap().success());
+    let rest: Vec<String> = logged.iter().collect();
+    assert!(rest.iter().all(|line| !line.contains("cannot accept")), "one warning, not one per retry: {rest:?}");
+}
+
 #[test]
 fn logs_to_a_pipe_are_plain_text() {
     let mut child = ws_host()

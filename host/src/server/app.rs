@@ -90,6 +90,7 @@ impl App {
         let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
         builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
         let connections = GracefulShutdown::new();
+        let mut accept_errors = AcceptErrors::default();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -98,8 +99,8 @@ impl App {
                         Ok(accepted) => accepted,
                         Err(error) => {
                             // Out of file descriptors and the like: back off, do not spin.
-                            tracing::warn!("accept failed: {error}");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            accept_errors.failed(&error);
+                            tokio::time::sleep(ACCEPT_RETRY).await;
                             continue;
                         }
                     };
@@ -132,6 +133,37 @@ impl App {
         }
         futures_util::future::join_all(endpoints.iter().map(Endpoint::shutdown)).await;
         Ok(())
+    }
+}
+
+/// How long the accept loop waits after a failed accept.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+/// Accept failures are logged at most once in this long.
+const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Failed accepts (out of file descriptors, mostly, which lasts until
+/// connections close): one warning, then one per [`ACCEPT_WARN_EVERY`] with
+/// how many failed since, instead of one per retry.
+#[derive(Default)]
+struct AcceptErrors {
+    warned: Option<std::time::Instant>,
+    since: u64,
+}
+
+impl AcceptErrors {
+    fn failed(&mut self, error: &std::io::Error) {
+        self.since += 1;
+        if self.warned.is_some_and(|at| at.elapsed() < ACCEPT_WARN_EVERY) {
+            return;
+        }
+        tracing::warn!(
+            failures = self.since,
+            "cannot accept connections: {error}; retrying every {} ms (out of file descriptors? raise the \
+             open-file limit, e.g. `ulimit -n`)",
+            ACCEPT_RETRY.as_millis()
+        );
+        self.warned = Some(std::time::Instant::now());
+        self.since = 0;
     }
 }
 
