@@ -25,6 +25,19 @@ fn start(args: &[&str]) -> (Child, String) {
     (child, url.to_owned())
 }
 
+/// Starts `command` (a `ws-host run ... --port 0`) with its output piped;
+/// returns the child, its URL, and its stderr line by line as it comes.
+fn start_piped(command: &mut Command) -> (Child, String, std::sync::mpsc::Receiver<String>) {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn ws-host");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read stdout");
+    let url = line.trim().strip_prefix("ws-host listening on ").expect("the listening line").to_owned();
+    let (log, logged) = std::sync::mpsc::channel();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || stderr.lines().map_while(Result::ok).try_for_each(|line| log.send(line)));
+    (child, url, logged)
+}
+
 /// Runs to completion, which must succeed; returns stdout.
 fn succeeds(args: &[&str]) -> String {
     let output = ws_host().args(args).output().expect("run ws-host");
@@ -156,21 +169,13 @@ fn signals_sent_as_soon_as_the_server_listens_are_handled() {
 #[tokio::test]
 async fn out_of_file_descriptors_is_one_warning_and_the_server_recovers() {
     // 64 descriptors: more connections than that are held open below.
-    let mut child = Command::new("bash")
-        .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_ws-host")])
-        .args(["run", guests::ECHO, "--port", "0"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ws-host");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read stdout");
-    let url = line.trim().strip_prefix("ws-host listening on ").expect("the listening line").to_owned();
+    let (mut child, url, logged) = start_piped(
+        Command::new("bash")
+            .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_ws-host")])
+            .args(["run", guests::ECHO, "--port", "0"])
+            .env("RUST_LOG", "warn"),
+    );
     let addr: std::net::SocketAddr = url.trim_start_matches("ws://").parse().unwrap();
-    let (log, logged) = std::sync::mpsc::channel();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    std::thread::spawn(move || stderr.lines().map_while(Result::ok).try_for_each(|line| log.send(line)));
 
     let mut held = Vec::new();
     for _ in 0..100 {
@@ -194,17 +199,11 @@ async fn out_of_file_descriptors_is_one_warning_and_the_server_recovers() {
 
 #[test]
 fn logs_to_a_pipe_are_plain_text() {
-    let mut child = ws_host()
-        .args(["run", guests::ECHO, "--port", "0"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ws-host");
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut String::new()).expect("read stdout");
+    let (mut child, _url, logged) =
+        start_piped(ws_host().args(["run", guests::ECHO, "--port", "0"]).env("RUST_LOG", "info"));
     sigterm(&child);
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(child.wait().unwrap().success());
+    let stderr = logged.iter().collect::<Vec<_>>().join("\n");
     assert!(stderr.contains(" INFO ws_host::runtime::handler: loaded handler=echo"), "{stderr}");
     assert!(!stderr.contains('\x1b'), "no colour codes outside a terminal: {stderr:?}");
 }
@@ -212,18 +211,8 @@ fn logs_to_a_pipe_are_plain_text() {
 #[tokio::test]
 async fn watch_swaps_when_the_file_changes() {
     let (dir, file) = counter_file("watch");
-    let mut child = ws_host()
-        .args(["run", file.to_str().unwrap(), "--watch", "--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ws-host");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read stdout");
-    let url = line.trim().strip_prefix("ws-host listening on ").expect("the listening line").to_owned();
-    let (log, logged) = std::sync::mpsc::channel();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    std::thread::spawn(move || stderr.lines().map_while(Result::ok).try_for_each(|line| log.send(line)));
+    let (mut child, url, logged) =
+        start_piped(ws_host().args(["run", file.to_str().unwrap(), "--watch", "--port", "0"]));
     let mut client = Client::connect(&url).await;
     assert_eq!(client.auth("k").await, Message::AuthOk);
     assert_eq!(bump_until(&mut client, "v1").await, 1);
