@@ -229,24 +229,21 @@ impl Handler {
     pub async fn dispatch(&self, client: ClientId, mut event: Event) {
         let version = self.version();
         let size = Value::size_hint_of(&event.args);
-        if self.shared.runtime.is_none() {
-            // A native handler checks its own arguments.
-            self.shared.registry.metrics().event_in(&event.name);
-            let queued = self.shared.queue_bytes.hold(size).await;
-            return self.submit(Job::Event { client, event, args: Vec::new(), version, queued }).await;
-        }
-        match version.schema.convert(&mut event) {
-            Ok(args) => {
-                self.shared.registry.metrics().event_in(&event.name);
-                let queued = self.shared.queue_bytes.hold(size).await;
-                self.submit(Job::Event { client, event, args, version, queued }).await
-            }
-            Err(message) => {
-                self.shared.registry.metrics().refused(Refusal::DoesNotFit);
-                tracing::debug!(handler = %self.shared.name, client, "refused event: {message}");
-                reply_error(&self.shared.registry, client, event.id, message);
-            }
-        }
+        // A native handler checks its own arguments.
+        let args = match self.shared.runtime {
+            None => Vec::new(),
+            Some(_) => match version.schema.convert(&mut event) {
+                Ok(args) => args,
+                Err(message) => {
+                    self.shared.registry.metrics().refused(Refusal::DoesNotFit);
+                    tracing::debug!(handler = %self.shared.name, client, "refused event: {message}");
+                    return reply_error(&self.shared.registry, client, event.id, message);
+                }
+            },
+        };
+        self.shared.registry.metrics().event_in(&event.name);
+        let queued = self.shared.queue_bytes.hold(size).await;
+        self.submit(Job::Event { client, event, args, version, queued }).await
     }
 
     /// Hands a whole message to a raw handler. Waits while the queue is full.
