@@ -182,20 +182,17 @@ fn probe_when_silent(stream: &tokio::net::TcpStream) -> std::io::Result<()> {
 }
 
 async fn fallback(request: Request, default: Option<Endpoint>, files: Option<ServeDir>) -> Response {
-    if is_upgrade(&request) {
-        return match default {
-            Some(endpoint) => endpoint.upgrade(request, None).into_response(),
-            None => plain(StatusCode::NOT_FOUND, "no WebSocket handler at this path").into_response(),
-        };
-    }
+    let upgrade = is_upgrade(&request);
     match (files, default) {
-        (Some(files), _) => match files.oneshot(request).await {
+        (Some(files), _) if !upgrade => match files.oneshot(request).await {
             Ok(response) => response.map(Body::new),
             Err(infallible) => match infallible {},
         },
-        // Every path is the default handler's: say so, as a route does.
-        (None, Some(endpoint)) => endpoint.upgrade(request, None).into_response(),
-        (None, None) => plain(StatusCode::NOT_FOUND, "not found").into_response(),
+        // Every other path is the default handler's: it upgrades, or says
+        // it is a WebSocket endpoint (426), as a route does.
+        (_, Some(endpoint)) => endpoint.upgrade(request, None).into_response(),
+        (_, None) if upgrade => plain(StatusCode::NOT_FOUND, "no WebSocket handler at this path").into_response(),
+        (_, None) => plain(StatusCode::NOT_FOUND, "not found").into_response(),
     }
 }
 
