@@ -3,8 +3,8 @@
 
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use ws_host::codec::{ERROR, Event, Message, Value};
-use ws_host::{BeforeAuth, Config};
-use ws_host_tests::{Client, TestServer, guests, logs, n, s};
+use ws_host::{BeforeAuth, Config, Sandbox};
+use ws_host_tests::{Client, TestServer, guests, logs, n, runtime, s};
 
 fn auth_version(version: Value) -> Message {
     Message::Auth { key: "k".into(), version }
@@ -193,6 +193,36 @@ async fn a_message_over_the_max_payload_closes_with_1009() {
     let mut client = server.client("k").await;
     client.send("echo", vec![s(&"x".repeat(2000))]).await;
     assert_eq!(client.closed().await.0.0, 1009);
+}
+
+#[tokio::test]
+async fn pings_keep_clients_that_answer_and_close_silent_ones() {
+    let config = Config { ping_interval_ms: 50, ..Config::default() };
+    let server = TestServer::with_config(guests::ECHO, config).await;
+    let mut silent = server.client("silent").await;
+    // From here the listener only answers pings, through ten rounds; the
+    // silent client, not read at all, cannot last more than two.
+    let mut listener = server.client("listener").await;
+    listener.answer_pings(10).await;
+    assert_eq!(silent.closed().await.0, (1001, "No answer to pings".into()));
+    assert_eq!(listener.request("echo", vec![s("still here")]).await.args, vec![s("still here")]);
+}
+
+#[tokio::test]
+async fn a_client_whose_events_wait_for_a_busy_handler_is_not_taken_for_silent() {
+    // The handler sleeps 600 ms (twelve rounds); with a queue of one, the
+    // server stops reading this client's frames, its pongs among them.
+    let sandbox = Sandbox { event_deadline_ms: 600, event_queue: 1, ..Sandbox::default() };
+    let config = Config { ping_interval_ms: 50, sandbox, ..Config::default() };
+    let server = TestServer::named("held-back", guests::FIXTURE, config, runtime()).await;
+    let mut client = server.client("k").await;
+    let stuck = client.send("crash", vec![s("sleep")]).await;
+    let counts = [client.send("count", vec![]).await, client.send("count", vec![]).await];
+    assert_eq!(client.reply_to(stuck).await.name, ERROR);
+    for (id, expected) in counts.into_iter().zip([1.0, 2.0]) {
+        assert_eq!(client.reply_to(id).await.args, vec![n(expected)], "served after the wait, not closed");
+    }
+    assert!(client.pings > 2, "rounds went by during the wait: {}", client.pings);
 }
 
 #[tokio::test]

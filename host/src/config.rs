@@ -38,6 +38,10 @@ pub struct Config {
     /// that big messages cannot pile up to `outbound_queue` of them); more
     /// closes it with 1008. One message is always let through.
     pub outbound_queue_bytes: usize,
+    /// Time between WebSocket pings to every client; a client that sends
+    /// nothing from one ping to the next, not even the pong, is closed with
+    /// 1001. 0 sends no pings.
+    pub ping_interval_ms: u64,
     /// Limits of each handler instance.
     pub sandbox: Sandbox,
 }
@@ -88,6 +92,7 @@ impl Default for Config {
             pre_auth_queue_bytes: 1 << 20,
             outbound_queue: 1024,
             outbound_queue_bytes: 16 << 20,
+            ping_interval_ms: 30_000,
             sandbox: Sandbox::default(),
         }
     }
@@ -113,6 +118,11 @@ impl Default for Sandbox {
 impl Config {
     pub fn auth_timeout(&self) -> Duration {
         Duration::from_millis(self.auth_timeout_ms)
+    }
+
+    /// Time between pings; `None` when they are off.
+    pub fn ping_interval(&self) -> Option<Duration> {
+        (self.ping_interval_ms != 0).then(|| Duration::from_millis(self.ping_interval_ms))
     }
 
     /// Refuses the settings under which nothing could be served: a max

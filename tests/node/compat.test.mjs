@@ -23,9 +23,9 @@ function env(name) {
     return value;
 }
 
-/** Starts `ws-host run <wasm> --port 0`; resolves once it listens. */
-async function startServer(wasm) {
-    const child = spawn(env("WS_HOST_BIN"), ["run", wasm, "--port", "0"], {
+/** Starts `ws-host run <wasm> --port 0 <flags>`; resolves once it listens. */
+async function startServer(wasm, ...flags) {
+    const child = spawn(env("WS_HOST_BIN"), ["run", wasm, "--port", "0", ...flags], {
         stdio: ["ignore", "pipe", "inherit"],
         env: { ...process.env, RUST_LOG: "warn" },
     });
@@ -47,8 +47,8 @@ async function startServer(wasm) {
 
 /** A client that speaks the protocol as @ezez/ws-client does. */
 class Client {
-    static async open(url) {
-        const ws = new WebSocket(url);
+    static async open(url, options = {}) {
+        const ws = new WebSocket(url, options);
         ws.binaryType = "arraybuffer";
         const client = new Client(ws);
         await new Promise((resolve, reject) => {
@@ -271,6 +271,23 @@ describe("echo example", () => {
         const [, , , bytes] = await client.request("echoBytes", Buffer.from("bin\0ary"));
         assert.equal(Buffer.from(bytes).toString(), "bin\0ary");
         await client.close();
+        await server.stop();
+    });
+});
+
+describe("pings", () => {
+    test("an idle client that answers them stays; one that does not is closed with 1001", async () => {
+        const server = await startServer(env("GUEST_ECHO"), "--ping-interval-ms", "50");
+        const [idle, mute] = [await Client.open(server.url), await Client.open(server.url, { autoPong: false })];
+        for (const client of [idle, mute]) {
+            assert.deepEqual(await client.auth("k"), ["ezez-ws::auth-ok"]);
+        }
+        // `ws` answers each ping as a browser does; the idle client sends nothing else.
+        let pings = 0;
+        await new Promise((resolve) => idle.ws.on("ping", () => ++pings === 5 && resolve()));
+        assert.deepEqual(await mute.closed, { code: 1001, reason: "No answer to pings" });
+        assert.deepEqual(await idle.request("echo", "still here"), ["echo", 1, 1, "still here"]);
+        await idle.close();
         await server.stop();
     });
 });

@@ -170,6 +170,8 @@ pub struct Client {
     pub codec: Codec,
     /// Events received while waiting for something else.
     backlog: Vec<Event>,
+    /// Pings read so far (tungstenite answers each as it reads it).
+    pub pings: usize,
 }
 
 impl Client {
@@ -178,7 +180,7 @@ impl Client {
             .await
             .expect("connect in time")
             .expect("connect");
-        Client { ws, next_id: 0, codec: Codec::Binary, backlog: Vec::new() }
+        Client { ws, next_id: 0, codec: Codec::Binary, backlog: Vec::new(), pings: 0 }
     }
 
     pub async fn send_frame(&mut self, frame: WsMessage) {
@@ -250,7 +252,20 @@ impl Client {
                 WsMessage::Binary(b) => return Codec::decode(&Frame::Binary(b)).expect("decodable"),
                 WsMessage::Text(t) => return Codec::decode(&Frame::Text(t.to_string())).expect("decodable"),
                 WsMessage::Close(frame) => panic!("closed while waiting for a message: {frame:?}"),
+                WsMessage::Ping(_) => self.pings += 1,
                 _ => continue,
+            }
+        }
+    }
+
+    /// Reads, and so answers, pings until `count` have come in all; anything
+    /// else fails the test.
+    pub async fn answer_pings(&mut self, count: usize) {
+        while self.pings < count {
+            let frame = tokio::time::timeout(STEP, self.ws.next()).await.expect("a ping in time");
+            match frame.expect("connection open").expect("read") {
+                WsMessage::Ping(_) => self.pings += 1,
+                other => panic!("expected a ping, got {other:?}"),
             }
         }
     }

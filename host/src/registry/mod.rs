@@ -9,25 +9,31 @@
 //! beyond this node. Only a client's own node changes it; others read it.
 //!
 //! Its parts, one module each: every client's outbound queue (`outbound`,
-//! read through an [`Outbox`]), requests to close a connection (`close`,
-//! [`CloseRequest`]), and the view of the other nodes (`remote`, [`Update`]).
+//! read through an [`Outbox`]), what it shares with each connection (`control`,
+//! [`Control`]: close requests, and whether the peer was heard from), the
+//! ping rounds (`heartbeat`), and the view of the other nodes (`remote`,
+//! [`Update`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 // Looked up by every delivery (foldhash: a fraction of SipHash's cost).
 use foldhash::HashMap;
 use tokio::sync::mpsc;
 
 use crate::codec::{Frame, Message, OutgoingEvent};
+use crate::config::Config;
 use crate::runtime::metrics::HandlerMetrics;
 
-mod close;
+mod control;
+mod heartbeat;
 mod outbound;
 mod remote;
 
-pub use close::{CloseRequest, MAX_CLOSE_REASON_BYTES, close_code_allowed};
+pub use control::{Control, MAX_CLOSE_REASON_BYTES, close_code_allowed};
+pub use heartbeat::{CLOSE_SILENT, HoldingBack};
 pub use outbound::{CLOSE_SLOW_READER, Outbound, Outbox};
 use outbound::{Full, Queue};
 pub use remote::{ClientState, JoinError, Peers, Update};
@@ -66,17 +72,18 @@ pub enum Target {
 }
 
 /// The connection side's handle on a registered client: its queue, and the
-/// close request the registry may make (guest `disconnect`, slow reader).
+/// close request the registry may make (guest `disconnect`, slow reader,
+/// silent peer).
 pub struct Connection {
     pub id: ClientId,
     pub outbox: Outbox,
-    pub control: Arc<CloseRequest>,
+    pub control: Arc<Control>,
 }
 
 struct Client {
     id: ClientId,
     queue: Queue,
-    control: Arc<CloseRequest>,
+    control: Arc<Control>,
     authenticated: bool,
     context: Option<String>,
     rooms: BTreeSet<String>,
@@ -111,13 +118,28 @@ pub struct Registry {
     /// This node's number, in the high bits of every id it gives out.
     id_base: AtomicU64,
     peers: OnceLock<Arc<dyn Peers>>,
+    /// Time between ping rounds, if any; the rounds start with the first
+    /// connection (inside the runtime that serves it).
+    ping_every: Option<Duration>,
+    pinging: OnceLock<()>,
+    held_back: heartbeat::HeldBack,
 }
 
 impl Registry {
     /// A registry whose clients each queue at most `queue_capacity` outbound
     /// messages and `queue_bytes` bytes (but always one message); a client
-    /// that falls further behind is disconnected.
+    /// that falls further behind is disconnected. It sends no pings.
     pub fn new(queue_capacity: usize, queue_bytes: usize) -> Arc<Self> {
+        Registry::build(queue_capacity, queue_bytes, None)
+    }
+
+    /// A registry with `config`'s queue limits, which pings its clients every
+    /// `ping_interval_ms` (never at 0).
+    pub fn for_config(config: &Config) -> Arc<Self> {
+        Registry::build(config.outbound_queue, config.outbound_queue_bytes, config.ping_interval())
+    }
+
+    fn build(queue_capacity: usize, queue_bytes: usize, ping_every: Option<Duration>) -> Arc<Self> {
         Arc::new(Registry {
             state: Mutex::default(),
             queue_capacity: queue_capacity.max(1),
@@ -125,6 +147,9 @@ impl Registry {
             metrics: Arc::default(),
             id_base: AtomicU64::new(0),
             peers: OnceLock::new(),
+            ping_every,
+            pinging: OnceLock::new(),
+            held_back: heartbeat::HeldBack::default(),
         })
     }
 
@@ -159,11 +184,15 @@ impl Registry {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a new, unauthenticated client.
-    pub fn connect(&self) -> Connection {
+    /// Registers a new, unauthenticated client. The first one starts the
+    /// ping rounds, if any: with pings on, call it within a tokio runtime.
+    pub fn connect(self: &Arc<Self>) -> Connection {
+        if let Some(every) = self.ping_every {
+            self.pinging.get_or_init(|| drop(tokio::spawn(heartbeat::run(Arc::downgrade(self), every))));
+        }
         let id = self.id_base.load(Ordering::Relaxed) | NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
         let (queue, outbox) = outbound::queue(self.queue_capacity);
-        let control = Arc::new(CloseRequest::default());
+        let control = Arc::new(Control::default());
         let client =
             Client { id, queue, control: control.clone(), authenticated: false, context: None, rooms: BTreeSet::new() };
         let mut state = self.state();
@@ -293,7 +322,7 @@ impl Registry {
     }
 
     /// Asks a client's connection to close, whichever node it is on (see
-    /// [`CloseRequest::request`] for codes and reasons a close frame cannot
+    /// [`Control::request`] for codes and reasons a close frame cannot
     /// carry).
     pub fn disconnect(&self, id: ClientId, code: u16, reason: &str) {
         let state = self.state();
@@ -302,6 +331,27 @@ impl Registry {
         } else if !self.is_local(id) {
             self.tell(|| Update::Disconnect { id, code, reason: reason.to_owned() });
         }
+    }
+
+    /// One ping round: pings every client heard from since the last round,
+    /// and asks the others to close ([`CLOSE_SILENT`]), unless readers were
+    /// held back meanwhile (see [`Self::holding_back`]).
+    fn ping_round(&self) {
+        let may_close = self.held_back.may_close();
+        for client in self.state().clients.values() {
+            if client.control.take_heard() || !may_close {
+                self.push(client, Outbound::Ping);
+            } else {
+                client.control.request(CLOSE_SILENT.0, CLOSE_SILENT.1);
+            }
+        }
+    }
+
+    /// Marks a reader waiting for room in the handler's queue, until the
+    /// guard is dropped: it reads no pongs meanwhile, so the ping rounds
+    /// close nobody then.
+    pub fn holding_back(&self) -> HoldingBack<'_> {
+        self.held_back.start()
     }
 
     /// Asks every connection to close (shutdown).
@@ -485,6 +535,34 @@ mod tests {
         assert_eq!(registry.rooms_of(a.id), Vec::<String>::new());
         registry.remove(b.id);
         assert!(registry.members("lobby").is_empty());
+    }
+
+    #[test]
+    fn a_ping_round_pings_who_was_heard_and_closes_who_was_not() {
+        let registry = Registry::new(8, usize::MAX);
+        let (mut quiet, mut talking) = (registry.connect(), registry.connect());
+        registry.ping_round();
+        for client in [&mut quiet, &mut talking] {
+            assert!(matches!(client.outbox.try_recv(), Ok(Outbound::Ping)), "new clients count as heard");
+        }
+        talking.control.heard();
+        registry.ping_round();
+        assert!(matches!(talking.outbox.try_recv(), Ok(Outbound::Ping)));
+        assert_eq!(talking.control.current(), None);
+        assert!(quiet.outbox.try_recv().is_err(), "no second ping for a silent client");
+        assert_eq!(quiet.control.current(), Some((CLOSE_SILENT.0, CLOSE_SILENT.1.into())));
+
+        // While a reader waits for the handler, and in the round after, nobody is closed.
+        let mut waiting = registry.connect();
+        let held = registry.holding_back();
+        registry.ping_round();
+        registry.ping_round();
+        drop(held);
+        registry.ping_round();
+        assert_eq!(waiting.control.current(), None);
+        registry.ping_round();
+        assert_eq!(waiting.control.current(), Some((CLOSE_SILENT.0, CLOSE_SILENT.1.into())));
+        assert!(waiting.outbox.try_recv().is_ok());
     }
 
     #[tokio::test]

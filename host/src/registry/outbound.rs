@@ -23,6 +23,8 @@ pub enum Outbound {
     Control(Box<Message>),
     /// A whole WebSocket message outside the protocol (raw handlers).
     Raw(Box<Frame>),
+    /// A WebSocket ping (see `heartbeat`).
+    Ping,
 }
 
 impl Outbound {
@@ -35,6 +37,7 @@ impl Outbound {
                 _ => 0,
             },
             Outbound::Raw(frame) => frame.payload_len(),
+            Outbound::Ping => 0,
         }
     }
 }

@@ -63,7 +63,7 @@ impl Handler {
     /// instance itself starts on a thread of its own, never the caller's.
     pub fn load(runtime: &Runtime, name: &str, bytes: &[u8], config: &Config) -> Result<Handler, LoadError> {
         let name: Arc<str> = name.into();
-        let registry = Registry::new(config.outbound_queue, config.outbound_queue_bytes);
+        let registry = Registry::for_config(config);
         let candidate = prepare(runtime, &name, bytes, 1, &registry, config)?;
         log_version(&name, &candidate.version, "loaded");
         let version = candidate.version.clone();
@@ -94,7 +94,7 @@ impl Handler {
             compile_cache: CacheUse::Off,
             schema: Schema::native(),
         };
-        let registry = Registry::new(config.outbound_queue, config.outbound_queue_bytes);
+        let registry = Registry::for_config(config);
         let handler: Box<dyn NativeHandler> = Box::new(handler);
         let feed = move |shared, queue| native::run(handler, shared, queue);
         Handler::start(name.into(), registry, Arc::new(version), None, config, feed)
@@ -136,7 +136,7 @@ impl Handler {
     /// events, link, start one instance) and returns what it declares,
     /// without serving it.
     pub fn check(runtime: &Runtime, name: &str, bytes: &[u8], config: &Config) -> Result<Arc<Version>, LoadError> {
-        let registry = Registry::new(config.outbound_queue, config.outbound_queue_bytes);
+        let registry = Registry::for_config(config);
         Ok(prepare(runtime, &name.into(), bytes, 1, &registry, config)?.version)
     }
 
@@ -242,14 +242,14 @@ impl Handler {
             },
         };
         self.shared.registry.metrics().event_in(&event.name);
-        let queued = self.shared.queue_bytes.hold(size).await;
+        let queued = self.shared.queue_bytes.hold(size, &self.shared.registry).await;
         self.submit(Job::Event { client, event, args, version, queued }).await
     }
 
     /// Hands a whole message to a raw handler. Waits while the queue is full.
     pub async fn dispatch_raw(&self, client: ClientId, frame: Frame) {
         self.shared.registry.metrics().event_in("raw");
-        let queued = self.shared.queue_bytes.hold(frame.payload_len()).await;
+        let queued = self.shared.queue_bytes.hold(frame.payload_len(), &self.shared.registry).await;
         self.submit(Job::Raw { client, frame, queued }).await;
     }
 
@@ -263,13 +263,17 @@ impl Handler {
         let _ = seen.await;
     }
 
-    /// Queues a job; waits while the queue is full. The wait is boxed: its
-    /// state is then paid only while waiting, not in every connection's
-    /// future (an awaited `send` made each connection ~500 bytes larger).
+    /// Queues a job; waits while the queue is full (a reader held back, as
+    /// the registry's pings are told). The wait is boxed: its state is then
+    /// paid only while waiting, not in every connection's future (an awaited
+    /// `send` made each connection ~500 bytes larger).
     async fn submit(&self, job: Job) {
         let sent = match self.shared.jobs.try_send(job) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(job)) => Box::pin(self.shared.jobs.send(job)).await.map_err(drop),
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                let _held = self.shared.registry.holding_back();
+                Box::pin(self.shared.jobs.send(job)).await.map_err(drop)
+            }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
         };
         if sent.is_err() {
@@ -293,12 +297,14 @@ impl ByteBudget {
     }
 
     /// Takes `bytes` of the budget (all of it for an event bigger than the
-    /// budget, so that it fits alone). The wait is boxed, as `submit`'s is.
-    async fn hold(&self, bytes: usize) -> OwnedSemaphorePermit {
+    /// budget, so that it fits alone). The wait is boxed and told to the
+    /// registry, as `submit`'s is.
+    async fn hold(&self, bytes: usize, registry: &Registry) -> OwnedSemaphorePermit {
         let bytes = (bytes.min(self.total as usize) as u32).max(1);
         match self.permits.clone().try_acquire_many_owned(bytes) {
             Ok(permit) => permit,
             Err(_) => {
+                let _held = registry.holding_back();
                 Box::pin(self.permits.clone().acquire_many_owned(bytes)).await.expect("the budget is never closed")
             }
         }
@@ -326,15 +332,15 @@ fn log_version(name: &str, version: &Version, what: &str) {
 mod tests {
     use futures_util::FutureExt;
 
-    use super::ByteBudget;
+    use super::{ByteBudget, Registry};
 
     #[tokio::test]
     async fn an_event_waits_for_the_queue_bytes_the_handler_has_not_taken() {
-        let budget = ByteBudget::new(100);
-        let first = budget.hold(60).await;
-        assert!(budget.hold(60).now_or_never().is_none(), "60 + 60 is over 100: it waits");
+        let (budget, registry) = (ByteBudget::new(100), Registry::new(1, 1));
+        let first = budget.hold(60, &registry).await;
+        assert!(budget.hold(60, &registry).now_or_never().is_none(), "60 + 60 is over 100: it waits");
         drop(first);
-        assert!(budget.hold(60).now_or_never().is_some(), "given back when taken");
-        assert!(budget.hold(1000).now_or_never().is_some(), "bigger than the whole budget: fits alone");
+        assert!(budget.hold(60, &registry).now_or_never().is_some(), "given back when taken");
+        assert!(budget.hold(1000, &registry).now_or_never().is_some(), "bigger than the whole budget: fits alone");
     }
 }

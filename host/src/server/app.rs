@@ -171,8 +171,9 @@ impl AcceptErrors {
 /// the time between probes, and how many unanswered probes close it: a peer
 /// that vanished without a word (a closed laptop, a dropped network) is
 /// let go within about 90 s of silence, with its rooms and queue, instead of
-/// never. TCP keepalive, not WebSocket pings: it costs no timer and no
-/// memory per connection, and nothing while data flows.
+/// never. The WebSocket pings of [`crate::registry`] find such peers sooner
+/// in every listener mode; these probes, costing nothing per connection,
+/// cover a server run with pings off.
 const KEEPALIVE: TcpKeepalive =
     TcpKeepalive::new().with_time(Duration::from_secs(60)).with_interval(Duration::from_secs(10)).with_retries(3);
 

@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use crate::codec::{Codec, Frame, Message};
 use crate::config::Config;
-use crate::registry::{CloseRequest, Connection, Outbound, Outbox};
+use crate::registry::{Connection, Control, Outbound, Outbox};
 use crate::runtime::metrics::{HandlerMetrics, Refusal};
 use crate::runtime::{Handler, RequestInfo};
 use crate::session::{Action, INVALID_AUTH_KEY, Session};
@@ -95,6 +95,9 @@ async fn serve_registered<S>(
             () = Deadline::wait(&mut close_deadline) => Input::CloseTimedOut,
         };
         tracing::trace!(input = %input.kind(), "input");
+        if let Input::Read(Some(Ok(_))) = input {
+            control.heard();
+        }
         let action = match input {
             Input::Read(None) => break,
             Input::Read(Some(Err(tungstenite::Error::Capacity(error)))) => {
@@ -276,7 +279,7 @@ fn read(
 async fn write_loop<S>(
     mut sink: futures_util::stream::SplitSink<WebSocketStream<S>, WsMessage>,
     mut outbox: Outbox,
-    control: Arc<CloseRequest>,
+    control: Arc<Control>,
     json: Arc<AtomicBool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -291,6 +294,7 @@ async fn write_loop<S>(
             }
             Outbound::Control(message) => codec.encode(&message),
             Outbound::Raw(frame) => *frame,
+            Outbound::Ping => return WsMessage::Ping(Default::default()),
         };
         WsMessage::from(frame)
     };

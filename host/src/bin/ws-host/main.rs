@@ -152,6 +152,11 @@ struct RunArgs {
     /// Bytes queued towards one client that does not read; more closes it (1008) [default: 16777216].
     #[arg(long)]
     outbound_queue_bytes: Option<usize>,
+    /// Milliseconds between WebSocket pings to every client; one that sends
+    /// nothing from one ping to the next (not even the pong) is closed (1001).
+    /// 0 sends no pings [default: 30000].
+    #[arg(long)]
+    ping_interval_ms: Option<u64>,
 }
 
 /// What `run` does, once flags and the config file are merged.
@@ -175,6 +180,7 @@ impl RunArgs {
         set(&mut config.auth_timeout_ms, self.auth_timeout_ms);
         set(&mut config.outbound_queue, self.outbound_queue);
         set(&mut config.outbound_queue_bytes, self.outbound_queue_bytes);
+        set(&mut config.ping_interval_ms, self.ping_interval_ms);
         set(&mut config.sandbox.event_deadline_ms, self.event_deadline_ms);
         set(&mut config.sandbox.memory_bytes, self.memory_limit);
         set(&mut config.sandbox.max_sends_per_event, self.max_sends_per_event);

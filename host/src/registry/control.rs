@@ -1,4 +1,8 @@
-//! Requests to close a connection, and the close frames a server may send.
+//! What a connection and the registry share: a request to close it (with
+//! the close frames a server may send), and whether its peer was heard from
+//! since the last ping.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -13,20 +17,34 @@ pub fn close_code_allowed(code: u16) -> bool {
     CloseCode::from(code).is_allowed()
 }
 
-/// A request to close a connection, raised by anyone (the handler, the
-/// registry, the reader), seen by both halves of the connection.
+/// A connection's shared state: the request to close it, raised by anyone
+/// (the handler, the registry, the reader) and seen by both halves of the
+/// connection, and whether the reader heard from the peer since the
+/// registry's last ping round ([`super::heartbeat`]).
 #[derive(Debug)]
-pub struct CloseRequest {
+pub struct Control {
     state: watch::Sender<Option<(u16, String)>>,
+    heard: AtomicBool,
 }
 
-impl Default for CloseRequest {
+impl Default for Control {
     fn default() -> Self {
-        CloseRequest { state: watch::Sender::new(None) }
+        // A new connection counts as heard: the first round pings it.
+        Control { state: watch::Sender::new(None), heard: AtomicBool::new(true) }
     }
 }
 
-impl CloseRequest {
+impl Control {
+    /// The reader got something from the peer (a message, a pong).
+    pub fn heard(&self) {
+        self.heard.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the peer was heard from since the last call; clears it.
+    pub(super) fn take_heard(&self) -> bool {
+        self.heard.swap(false, Ordering::Relaxed)
+    }
+
     /// Asks for the connection to close; the first request wins. A code a
     /// server may not send becomes 1011 (with a warning), and the reason is
     /// cut to what a close frame holds: the peer gets a valid close either way.
@@ -63,11 +81,11 @@ impl CloseRequest {
 
 #[cfg(test)]
 mod tests {
-    use super::CloseRequest;
+    use super::Control;
 
     #[test]
     fn a_close_request_is_one_a_close_frame_can_carry() {
-        let (forbidden, fine) = (CloseRequest::default(), CloseRequest::default());
+        let (forbidden, fine) = (Control::default(), Control::default());
         forbidden.request(1006, "ü".repeat(100));
         assert_eq!(forbidden.current(), Some((1011, "ü".repeat(61))));
         fine.request(4000, "bye");
