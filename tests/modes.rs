@@ -228,6 +228,7 @@ async fn metrics_count_exactly_what_happened() {
         format!("ws_host_events_out_total{{{labels},event=\"left\"}} 1"),
         format!("ws_host_refused_total{{{labels},reason=\"does_not_fit\"}} 1"),
         format!("ws_host_refused_total{{{labels},reason=\"malformed\"}} 1"),
+        format!("ws_host_disconnects_total{{{labels},code=\"1002\"}} 1"),
         format!("ws_host_clients{{{labels}}} 2"),
         format!("ws_host_authenticated_clients{{{labels}}} 1"),
         format!("ws_host_events_in_total{{{labels},event=\"history\"}} 1"),

@@ -42,6 +42,7 @@ pub struct HandlerMetrics {
     events_in: Mutex<BTreeMap<String, u64>>,
     events_out: Mutex<BTreeMap<String, u64>>,
     refused: Mutex<BTreeMap<Refusal, u64>>,
+    disconnects: Mutex<BTreeMap<u16, u64>>,
     time_buckets: [AtomicU64; TIME_BUCKETS.len()],
     time_count: AtomicU64,
     time_sum_nanos: AtomicU64,
@@ -110,6 +111,8 @@ pub struct Snapshot {
     pub events_in: BTreeMap<String, u64>,
     pub events_out: BTreeMap<String, u64>,
     pub refused: BTreeMap<&'static str, u64>,
+    /// Connections closed, by close code (see [`HandlerMetrics::disconnected`]).
+    pub disconnects: BTreeMap<u16, u64>,
     /// Cumulative counts per bucket of [`TIME_BUCKETS`].
     pub time_buckets: Vec<u64>,
     pub time_count: u64,
@@ -132,6 +135,13 @@ impl HandlerMetrics {
         if recipients > 0 {
             bump(&self.events_out, name, recipients as u64);
         }
+    }
+
+    /// A connection closed with `code`: the peer's close code, else the
+    /// server's (1001 for silence or shutdown, 1008 for a slow reader...),
+    /// else 1006 (dropped without a close frame).
+    pub fn disconnected(&self, code: u16) {
+        *self.disconnects.lock().unwrap_or_else(|e| e.into_inner()).entry(code).or_default() += 1;
     }
 
     pub fn refused(&self, why: Refusal) {
@@ -174,6 +184,7 @@ impl HandlerMetrics {
                 .iter()
                 .map(|(why, count)| (why.label(), *count))
                 .collect(),
+            disconnects: self.disconnects.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             time_buckets: self.time_buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect(),
             time_count: self.time_count.load(Ordering::Relaxed),
             time_sum: Duration::from_nanos(self.time_sum_nanos.load(Ordering::Relaxed)),

@@ -196,6 +196,7 @@ async fn serve_registered<S>(
     writer.abort();
     let (code, reason) = closed_with.or_else(|| control.current()).unwrap_or((1006, String::new()));
     tracing::debug!(code, %reason, "disconnected");
+    registry.metrics().disconnected(code);
     handler.disconnected(id, code, reason).await;
 }
 

@@ -70,6 +70,13 @@ fn counters(out: &mut String, routes: &[(String, Endpoint)]) {
         &|s| s.refused.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
     );
     by_label(
+        "ws_host_disconnects_total",
+        "Connections closed, by close code: the peer's, else the server's, else 1006 (dropped without one).",
+        "counter",
+        "code",
+        &|s| s.disconnects.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+    );
+    by_label(
         "ws_host_traps_total",
         "Calls into the handler that failed (trap, deadline, memory, fuel, limits).",
         "counter",
