@@ -267,3 +267,33 @@ async fn events_bigger_than_the_queue_budget_still_pass_one_at_a_time() {
         assert_eq!(reply.args, vec![s(&format!("{i}:{}", "x".repeat(4096)))]);
     }
 }
+
+#[tokio::test]
+async fn a_client_that_piles_up_events_waits_for_its_own_places_and_others_go_ahead() {
+    // The handler sleeps to its deadline; meanwhile the flooder's events
+    // pile up, four at most in the handler's queue.
+    let sandbox = Sandbox { event_deadline_ms: 500, event_queue_per_client: 4, ..Sandbox::default() };
+    let server = TestServer::named("places", guests::FIXTURE, config(sandbox), runtime()).await;
+    let mut flooder = server.client("flooder").await;
+    let mut other = server.client("other").await;
+    let stuck = flooder.send("crash", vec![s("sleep")]).await;
+    let mut counts = Vec::new();
+    for _ in 0..20 {
+        counts.push(flooder.send("count", vec![]).await);
+    }
+    // Four counts queued and the fifth read and waiting for a place; no more.
+    let handed = || server.handler.metrics().events_in.get("count").copied().unwrap_or(0);
+    let deadline = tokio::time::Instant::now() + STEP;
+    while handed() < 5 {
+        assert!(tokio::time::Instant::now() < deadline, "the flooder's events never reached the handler");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(handed(), 5);
+    // The other client's event goes in behind those four, not behind twenty.
+    let mine = other.send("count", vec![]).await;
+    assert_eq!(flooder.reply_to(stuck).await.name, ERROR);
+    assert_eq!(other.reply_to(mine).await.args, vec![n(5.0)], "a fresh instance counted four of the flooder's first");
+    for (id, expected) in counts.into_iter().zip((1..=4).chain(6..=21)) {
+        assert_eq!(flooder.reply_to(id).await.args, vec![n(f64::from(expected))], "none lost, in order");
+    }
+}

@@ -62,6 +62,9 @@ pub struct Sandbox {
     /// Bytes of events waiting for the handler (their payloads); past it,
     /// readers wait too. One event always fits.
     pub event_queue_bytes: usize,
+    /// Events of one client waiting for the handler; past it, that client's
+    /// reader waits, and the others' events go ahead.
+    pub event_queue_per_client: usize,
     /// Outgoing events one call may send before it is stopped (a flood).
     pub max_sends_per_event: u32,
     /// Lines one instance may log per second (`log` calls, stdout and
@@ -105,6 +108,7 @@ impl Default for Sandbox {
             memory_bytes: 64 << 20,
             event_queue: 1024,
             event_queue_bytes: 64 << 20,
+            event_queue_per_client: 32,
             max_sends_per_event: 10_000,
             max_log_lines_per_second: 1_000,
             max_context_bytes: 64 << 10,

@@ -1,10 +1,13 @@
 //! What a connection and the registry share: a request to close it (with
-//! the close frames a server may send), and whether its peer was heard from
-//! since the last ping.
+//! the close frames a server may send), whether its peer was heard from
+//! since the last ping, and its places in the handler's event queue.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
+
+use super::Registry;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// The longest close reason a close frame carries (a control frame's 125
@@ -20,21 +23,52 @@ pub fn close_code_allowed(code: u16) -> bool {
 /// A connection's shared state: the request to close it, raised by anyone
 /// (the handler, the registry, the reader) and seen by both halves of the
 /// connection, and whether the reader heard from the peer since the
-/// registry's last ping round ([`super::heartbeat`]).
+/// registry's last ping round ([`super::heartbeat`]), and how many more of
+/// its events the handler's queue takes ([`Place`]).
 #[derive(Debug)]
 pub struct Control {
     state: watch::Sender<Option<(u16, String)>>,
     heard: AtomicBool,
+    places: Semaphore,
 }
 
-impl Default for Control {
-    fn default() -> Self {
-        // A new connection counts as heard: the first round pings it.
-        Control { state: watch::Sender::new(None), heard: AtomicBool::new(true) }
+/// One of a client's places in its handler's event queue, held by a queued
+/// event until the handler takes it. A client gets a few (32 by default,
+/// `event-queue-per-client`): one that sends faster than the handler
+/// answers waits for its own places, not behind a queue it filled for
+/// everyone (a flooding client cost the others ~7x their p99, see
+/// BENCHMARKS.md).
+#[derive(Debug)]
+pub struct Place(Arc<Control>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.places.add_permits(1);
     }
 }
 
 impl Control {
+    /// A connection whose events may hold `places` places in the queue.
+    pub fn new(places: usize) -> Control {
+        let places = places.clamp(1, Semaphore::MAX_PERMITS);
+        // A new connection counts as heard: the first round pings it.
+        Control { state: watch::Sender::new(None), heard: AtomicBool::new(true), places: Semaphore::new(places) }
+    }
+
+    /// A place for one more event of this client, waiting while all of
+    /// them are held (a wait the registry's pings are told of).
+    pub async fn place(self: &Arc<Self>, registry: &Registry) -> Place {
+        match self.places.try_acquire() {
+            Ok(permit) => permit.forget(),
+            Err(_) => {
+                let _held = registry.holding_back();
+                // Boxed: the wait's state is paid only while waiting.
+                Box::pin(self.places.acquire()).await.expect("never closed").forget();
+            }
+        }
+        Place(self.clone())
+    }
+
     /// The reader got something from the peer (a message, a pong).
     pub fn heard(&self) {
         self.heard.store(true, Ordering::Relaxed);
@@ -81,15 +115,30 @@ impl Control {
 
 #[cfg(test)]
 mod tests {
-    use super::Control;
+    use std::sync::Arc;
+
+    use futures_util::FutureExt;
+
+    use super::{Control, Registry};
 
     #[test]
     fn a_close_request_is_one_a_close_frame_can_carry() {
-        let (forbidden, fine) = (Control::default(), Control::default());
+        let (forbidden, fine) = (Control::new(1), Control::new(1));
         forbidden.request(1006, "ü".repeat(100));
         assert_eq!(forbidden.current(), Some((1011, "ü".repeat(61))));
         fine.request(4000, "bye");
         fine.request(4001, "later requests lose");
         assert_eq!(fine.current(), Some((4000, "bye".into())));
+    }
+
+    #[tokio::test]
+    async fn a_client_waits_for_its_own_places_only() {
+        let registry = Registry::new(8, usize::MAX);
+        let (flooder, other) = (Arc::new(Control::new(2)), Arc::new(Control::new(2)));
+        let held = [flooder.place(&registry).await, flooder.place(&registry).await];
+        assert!(flooder.place(&registry).now_or_never().is_none(), "both places held: it waits");
+        assert!(other.place(&registry).now_or_never().is_some(), "another client does not");
+        drop(held);
+        assert!(flooder.place(&registry).now_or_never().is_some(), "given back when the handler takes them");
     }
 }

@@ -32,7 +32,7 @@ mod heartbeat;
 mod outbound;
 mod remote;
 
-pub use control::{Control, MAX_CLOSE_REASON_BYTES, close_code_allowed};
+pub use control::{Control, MAX_CLOSE_REASON_BYTES, Place, close_code_allowed};
 pub use heartbeat::{CLOSE_SILENT, HoldingBack};
 pub use outbound::{CLOSE_SLOW_READER, Outbound, Outbox};
 use outbound::{Full, Queue};
@@ -114,6 +114,8 @@ pub struct Registry {
     state: Mutex<State>,
     queue_capacity: usize,
     queue_bytes: usize,
+    /// Places each client's events may hold in the handler's queue.
+    places_per_client: usize,
     metrics: Arc<HandlerMetrics>,
     /// This node's number, in the high bits of every id it gives out.
     id_base: AtomicU64,
@@ -128,22 +130,30 @@ pub struct Registry {
 impl Registry {
     /// A registry whose clients each queue at most `queue_capacity` outbound
     /// messages and `queue_bytes` bytes (but always one message); a client
-    /// that falls further behind is disconnected. It sends no pings.
+    /// that falls further behind is disconnected. It sends no pings, and
+    /// its clients' events are not limited in the handler's queue.
     pub fn new(queue_capacity: usize, queue_bytes: usize) -> Arc<Self> {
-        Registry::build(queue_capacity, queue_bytes, None)
+        Registry::build(queue_capacity, queue_bytes, usize::MAX, None)
     }
 
     /// A registry with `config`'s queue limits, which pings its clients every
     /// `ping_interval_ms` (never at 0).
     pub fn for_config(config: &Config) -> Arc<Self> {
-        Registry::build(config.outbound_queue, config.outbound_queue_bytes, config.ping_interval())
+        let (queue, queue_bytes) = (config.outbound_queue, config.outbound_queue_bytes);
+        Registry::build(queue, queue_bytes, config.sandbox.event_queue_per_client, config.ping_interval())
     }
 
-    fn build(queue_capacity: usize, queue_bytes: usize, ping_every: Option<Duration>) -> Arc<Self> {
+    fn build(
+        queue_capacity: usize,
+        queue_bytes: usize,
+        places_per_client: usize,
+        ping_every: Option<Duration>,
+    ) -> Arc<Self> {
         Arc::new(Registry {
             state: Mutex::default(),
             queue_capacity: queue_capacity.max(1),
             queue_bytes,
+            places_per_client,
             metrics: Arc::default(),
             id_base: AtomicU64::new(0),
             peers: OnceLock::new(),
@@ -192,7 +202,7 @@ impl Registry {
         }
         let id = self.id_base.load(Ordering::Relaxed) | NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
         let (queue, outbox) = outbound::queue(self.queue_capacity);
-        let control = Arc::new(Control::default());
+        let control = Arc::new(Control::new(self.places_per_client));
         let client =
             Client { id, queue, control: control.clone(), authenticated: false, context: None, rooms: BTreeSet::new() };
         let mut state = self.state();

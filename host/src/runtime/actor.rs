@@ -15,7 +15,21 @@ use super::instance::{Live, backtrace, one_line};
 use super::version::{Candidate, LoadError, Version};
 use crate::codec::{ERROR, Event, Frame, OutgoingEvent, Value};
 use crate::config::Config;
-use crate::registry::{ClientId, Registry};
+use crate::registry::{ClientId, Place, Registry};
+
+/// What a queued event holds until the actor takes it (and drops it): its
+/// bytes of the queue's budget and one of its client's places.
+#[derive(Debug)]
+pub struct Queued {
+    _bytes: OwnedSemaphorePermit,
+    _place: Place,
+}
+
+impl Queued {
+    pub fn new(bytes: OwnedSemaphorePermit, place: Place) -> Queued {
+        Queued { _bytes: bytes, _place: place }
+    }
+}
 
 /// Work for the actor.
 pub enum Job {
@@ -35,8 +49,8 @@ pub enum Job {
         event: Event,
         args: Vec<Val>,
         version: Arc<Version>,
-        /// Its bytes of the queue's budget, given back when the job is taken.
-        queued: OwnedSemaphorePermit,
+        /// Given back when the job is taken.
+        queued: Queued,
     },
     Disconnect {
         client: ClientId,
@@ -49,7 +63,7 @@ pub enum Job {
     Raw {
         client: ClientId,
         frame: Frame,
-        queued: OwnedSemaphorePermit,
+        queued: Queued,
     },
     Swap {
         candidate: Box<Candidate>,

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use super::Runtime;
-use super::actor::{AUTH_CHECK_FAILED, Actor, Job, reply_error};
+use super::actor::{AUTH_CHECK_FAILED, Actor, Job, Queued, reply_error};
 use super::metrics::{Refusal, Snapshot};
 use super::native::{self, NativeHandler};
 use super::scheduling;
@@ -17,7 +17,7 @@ use super::schema::Schema;
 use super::version::{CacheUse, LoadError, Version, prepare};
 use crate::codec::{Event, Frame, Value};
 use crate::config::Config;
-use crate::registry::{ClientId, Registry};
+use crate::registry::{ClientId, Control, Registry};
 
 /// Facts about the HTTP request that opened a connection.
 #[derive(Debug, Clone, Default)]
@@ -225,8 +225,9 @@ impl Handler {
 
     /// Checks an event against the handler's declared types and, if it fits,
     /// queues it; otherwise the client gets an `ezez-ws::error` reply saying
-    /// what did not fit. Waits while the handler's queue is full.
-    pub async fn dispatch(&self, client: ClientId, mut event: Event) {
+    /// what did not fit. Waits while the handler's queue is full, or holds
+    /// as many of the client's events as it may (see [`crate::registry::Place`]).
+    pub async fn dispatch(&self, client: ClientId, control: &Arc<Control>, mut event: Event) {
         let version = self.version();
         let size = Value::size_hint_of(&event.args);
         // A native handler checks its own arguments.
@@ -242,15 +243,22 @@ impl Handler {
             },
         };
         self.shared.registry.metrics().event_in(&event.name);
-        let queued = self.shared.queue_bytes.hold(size, &self.shared.registry).await;
+        let queued = self.queue(control, size).await;
         self.submit(Job::Event { client, event, args, version, queued }).await
     }
 
-    /// Hands a whole message to a raw handler. Waits while the queue is full.
-    pub async fn dispatch_raw(&self, client: ClientId, frame: Frame) {
+    /// Hands a whole message to a raw handler. Waits as `dispatch` does.
+    pub async fn dispatch_raw(&self, client: ClientId, control: &Arc<Control>, frame: Frame) {
         self.shared.registry.metrics().event_in("raw");
-        let queued = self.shared.queue_bytes.hold(frame.payload_len(), &self.shared.registry).await;
+        let queued = self.queue(control, frame.payload_len()).await;
         self.submit(Job::Raw { client, frame, queued }).await;
+    }
+
+    /// A client's place and `bytes` of the budget for one of its events.
+    async fn queue(&self, control: &Arc<Control>, bytes: usize) -> Queued {
+        let registry = &self.shared.registry;
+        let place = control.place(registry).await;
+        Queued::new(self.shared.queue_bytes.hold(bytes, registry).await, place)
     }
 
     /// Tells the handler a client is gone and waits until it has seen it;

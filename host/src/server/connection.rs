@@ -125,11 +125,11 @@ async fn serve_registered<S>(
             }
             Input::Read(Some(Ok(WsMessage::Binary(_) | WsMessage::Text(_)))) if closing => continue,
             Input::Read(Some(Ok(WsMessage::Binary(bytes)))) if raw => {
-                handler.dispatch_raw(id, Frame::Binary(bytes)).await;
+                handler.dispatch_raw(id, &control, Frame::Binary(bytes)).await;
                 continue;
             }
             Input::Read(Some(Ok(WsMessage::Text(text)))) if raw => {
-                handler.dispatch_raw(id, Frame::Text(text.to_string())).await;
+                handler.dispatch_raw(id, &control, Frame::Text(text.to_string())).await;
                 continue;
             }
             Input::Read(Some(Ok(WsMessage::Binary(bytes)))) => {
@@ -149,7 +149,7 @@ async fn serve_registered<S>(
                     registry.send_control(id, Message::AuthOk);
                     handler.auth_ok(id).await;
                     for event in queued {
-                        handler.dispatch(id, event).await;
+                        handler.dispatch(id, &control, event).await;
                     }
                     continue;
                 }
@@ -178,7 +178,7 @@ async fn serve_registered<S>(
                         .map_err(|reason| if reason.is_empty() { INVALID_AUTH_KEY.to_owned() } else { reason })
                 }));
             }
-            Action::Dispatch(event) => handler.dispatch(id, event).await,
+            Action::Dispatch(event) => handler.dispatch(id, &control, event).await,
             Action::Reject { reason } => {
                 tracing::debug!("auth rejected: {reason}");
                 registry.send_control(id, Message::AuthRejected { reason: reason.clone() });

@@ -5,11 +5,14 @@
 //! servers get the chat's own round trip: `say` in a room of one, until the
 //! `said` comes back.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::client::{Ws, connect, decode, echo_request, event};
 use crate::pacer::Pacer;
@@ -153,6 +156,39 @@ pub async fn fixed_rate(server: &Server, connections: usize, payload: usize, rat
         latencies.push(latency);
     }
     Figures { send_lateness, ..collect(server, cpu, latencies, phase) }
+}
+
+/// One connection sending echo requests as fast as they are taken, with up
+/// to `window` unanswered (it reads every reply, so it is no slow reader),
+/// until `until`; returns its replies per second.
+pub async fn flood(addr: SocketAddr, ezez: bool, window: usize, payload: usize, until: Instant) -> f64 {
+    let started = Instant::now();
+    let (mut sink, mut stream) = connect(addr, "/", ezez).await.split();
+    let credit = Arc::new(Semaphore::new(window));
+    let replies = Arc::new(AtomicU64::new(0));
+    let sender = tokio::spawn({
+        let credit = credit.clone();
+        async move {
+            let text = "x".repeat(payload);
+            for id in 1.. {
+                credit.acquire().await.expect("never closed").forget();
+                sink.send(echo_request(ezez, id, &text)).await.expect("send");
+            }
+        }
+    });
+    let reader = tokio::spawn({
+        let replies = replies.clone();
+        async move {
+            while let Some(Ok(_)) = stream.next().await {
+                replies.fetch_add(1, Ordering::Relaxed);
+                credit.add_permits(1);
+            }
+        }
+    });
+    tokio::time::sleep_until(until.into()).await;
+    sender.abort();
+    reader.abort();
+    replies.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
 /// One request and what answers it: the echo reply, or the chat's `said`.

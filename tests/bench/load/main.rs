@@ -13,7 +13,9 @@
 //! authenticated connections and the server's RSS per connection; the chat
 //! example built in each language (round trips and memory); fan-out with
 //! the room's members spread over 1, 2 and 3 cluster nodes sharing a
-//! `redis-server` (which runs unpinned).
+//! `redis-server` (which runs unpinned); and fairness (`flood`, not in
+//! the default list): ten clients' round trips alone and beside one
+//! connection that keeps hundreds of requests in flight.
 //!
 //! Run through `bash tests/bench/run.sh`, which pins the servers to one core
 //! and this generator to the other. Knobs (environment): `BENCH_SECONDS`
@@ -65,7 +67,7 @@ async fn main() {
     let cpu = std::env::var("SERVER_CPU").unwrap_or_else(|_| "-".into());
     println!("servers on cpu {cpu}, this generator elsewhere; {} s per row", phase.as_secs_f64());
 
-    if phases.iter().any(|p| ["echo", "fanout"].contains(p)) {
+    if phases.iter().any(|p| ["echo", "fanout", "flood"].contains(p)) {
         let mut servers = Vec::new();
         for kind in ECHO_SERVERS {
             servers.push(Server::start(kind).await);
@@ -77,6 +79,9 @@ async fn main() {
         }
         if phases.contains(&"fanout") {
             fanout(&servers, members).await;
+        }
+        if phases.contains(&"flood") {
+            flood(&servers, phase, repeats).await;
         }
     }
     if phases.contains(&"idle") {
@@ -261,6 +266,46 @@ async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phase: D
     println!(
         "\ntarget: wasm p99 <= 1.2x native p99 at the same offered load (latency counted from the scheduled send time)"
     );
+}
+
+/// Ten clients in a closed loop, alone and then beside one connection that
+/// keeps `WINDOW` echo requests in flight: how long a client waits behind
+/// another one's pile of events.
+async fn flood(servers: &[Server], phase: Duration, repeats: usize) {
+    const PROBES: usize = 10;
+    const WINDOW: usize = 512;
+    println!(
+        "\n## one client flooding: {PROBES} clients' echo round trips (closed loop, 20 B) alone and beside one \
+         connection keeping {WINDOW} echo requests in flight; median p99 of {repeats} runs\n"
+    );
+    println!(
+        "| server | alone p50 us | alone p99 us | beside p50 us | beside p99 us | p99 beside / alone | the flood's msgs/s |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for kind in FANOUT_SERVERS {
+        let server = servers.iter().find(|s| s.kind == kind).unwrap();
+        let (mut alone, mut beside, mut floods) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..repeats {
+            alone.push(echo::closed_loop(server, PROBES, 20, phase).await);
+            let until = std::time::Instant::now() + phase + Duration::from_millis(300);
+            let flood = tokio::spawn(echo::flood(server.addr, kind.ezez(), WINDOW, 20, until));
+            beside.push(echo::closed_loop(server, PROBES, 20, phase).await);
+            floods.push(flood.await.unwrap());
+        }
+        let alone = echo::Figures::median_by(alone, |f| f.p99() as f64);
+        let beside = echo::Figures::median_by(beside, |f| f.p99() as f64);
+        floods.sort_by(f64::total_cmp);
+        println!(
+            "| {} | {} | {} | {} | {} | {:.1}x | {:.0} |",
+            kind.label(),
+            alone.p50(),
+            alone.p99(),
+            beside.p50(),
+            beside.p99(),
+            beside.p99() as f64 / alone.p99() as f64,
+            floods[floods.len() / 2],
+        );
+    }
 }
 
 async fn fanout(servers: &[Server], members: usize) {
