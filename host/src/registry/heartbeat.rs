@@ -4,16 +4,17 @@
 //! proxies that close quiet connections (nginx and most load balancers
 //! after 60 s) from closing clients that just listen.
 //!
-//! One task per registry rather than a timer per connection: an idle
-//! connection pays for one flag ([`super::Control::heard`]). TCP keepalive
+//! One thread per registry rather than a timer per connection: an idle
+//! connection pays for one flag ([`super::Control::heard`]). A thread, not a
+//! tokio task: a timer always registered with the runtime made each of its
+//! parks compute the next expiration, ~400 instructions per echo at one
+//! connection (callgrind). TCP keepalive
 //! (standalone listener) stays as the fallback with pings off; with them on,
 //! a connection is never silent long enough for it to probe.
 
 use std::sync::Weak;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
-
-use tokio::time::MissedTickBehavior;
 
 use super::Registry;
 
@@ -55,18 +56,20 @@ impl Drop for HoldingBack<'_> {
     }
 }
 
-/// Runs the rounds every `every` while the registry lives.
-pub(super) async fn run(registry: Weak<Registry>, every: Duration) {
-    let mut rounds = tokio::time::interval(every);
-    // A late round (a busy runtime) must not be followed by a quick one: a
-    // client would get less than `every` to answer.
-    rounds.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    rounds.tick().await; // the first tick is immediate
-    loop {
-        rounds.tick().await;
-        match registry.upgrade() {
-            Some(registry) => registry.ping_round(),
-            None => return,
+/// Starts the rounds, every `every` while the registry lives.
+pub(super) fn start(registry: Weak<Registry>, every: Duration) {
+    let rounds = move || {
+        loop {
+            // Each round a full `every` after the last one ended: a client
+            // always gets that long to answer.
+            std::thread::sleep(every);
+            match registry.upgrade() {
+                Some(registry) => registry.ping_round(),
+                None => return,
+            }
         }
+    };
+    if let Err(error) = std::thread::Builder::new().name("ws-host-pings".into()).spawn(rounds) {
+        tracing::warn!("cannot start the thread that pings clients, so none are pinged: {error}");
     }
 }

@@ -121,7 +121,7 @@ pub struct Registry {
     id_base: AtomicU64,
     peers: OnceLock<Arc<dyn Peers>>,
     /// Time between ping rounds, if any; the rounds start with the first
-    /// connection (inside the runtime that serves it).
+    /// connection.
     ping_every: Option<Duration>,
     pinging: OnceLock<()>,
     held_back: heartbeat::HeldBack,
@@ -195,10 +195,10 @@ impl Registry {
     }
 
     /// Registers a new, unauthenticated client. The first one starts the
-    /// ping rounds, if any: with pings on, call it within a tokio runtime.
+    /// ping rounds, if any.
     pub fn connect(self: &Arc<Self>) -> Connection {
         if let Some(every) = self.ping_every {
-            self.pinging.get_or_init(|| drop(tokio::spawn(heartbeat::run(Arc::downgrade(self), every))));
+            self.pinging.get_or_init(|| heartbeat::start(Arc::downgrade(self), every));
         }
         let id = self.id_base.load(Ordering::Relaxed) | NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
         let (queue, outbox) = outbound::queue(self.queue_capacity);
