@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{Semaphore, watch};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::Registry;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// The longest close reason a close frame carries (a control frame's 125
 /// bytes, less the code); a longer one is cut at a character boundary.
@@ -20,11 +20,11 @@ pub fn close_code_allowed(code: u16) -> bool {
     CloseCode::from(code).is_allowed()
 }
 
-/// A connection's shared state: the request to close it, raised by anyone
-/// (the handler, the registry, the reader) and seen by both halves of the
-/// connection, and whether the reader heard from the peer since the
-/// registry's last ping round ([`super::heartbeat`]), and how many more of
-/// its events the handler's queue takes ([`Place`]).
+/// A connection's shared state: the request to close it (raised by anyone:
+/// the handler, the registry, the reader; seen by both halves of the
+/// connection), whether the reader heard from the peer since the registry's
+/// last ping round ([`super::heartbeat`]), and the places its events may
+/// still take in the handler's queue ([`Place`]).
 #[derive(Debug)]
 pub struct Control {
     state: watch::Sender<Option<(u16, String)>>,
@@ -35,9 +35,9 @@ pub struct Control {
 /// One of a client's places in its handler's event queue, held by a queued
 /// event until the handler takes it. A client gets a few (32 by default,
 /// `event-queue-per-client`): one that sends faster than the handler
-/// answers waits for its own places, not behind a queue it filled for
-/// everyone (a flooding client cost the others ~7x their p99, see
-/// BENCHMARKS.md).
+/// answers waits for its own places, and the others' events go in ahead
+/// rather than behind its pile (beside a flood, the others' p99 was ~10x
+/// their own alone, ~4x with places: BENCHMARKS.md).
 #[derive(Debug)]
 pub struct Place(Arc<Control>);
 

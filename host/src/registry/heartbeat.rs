@@ -7,10 +7,10 @@
 //! One thread per registry rather than a timer per connection: an idle
 //! connection pays for one flag ([`super::Control::heard`]). A thread, not a
 //! tokio task: a timer always registered with the runtime made each of its
-//! parks compute the next expiration, ~400 instructions per echo at one
-//! connection (callgrind). TCP keepalive
-//! (standalone listener) stays as the fallback with pings off; with them on,
-//! a connection is never silent long enough for it to probe.
+//! parks compute the next expiration, ~700 instructions per echo at one
+//! connection (callgrind). TCP keepalive (standalone listener) stays as the
+//! fallback with pings off; with them on, a connection is never silent long
+//! enough for it to probe.
 
 use std::sync::Weak;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

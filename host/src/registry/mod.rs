@@ -10,9 +10,9 @@
 //!
 //! Its parts, one module each: every client's outbound queue (`outbound`,
 //! read through an [`Outbox`]), what it shares with each connection (`control`,
-//! [`Control`]: close requests, and whether the peer was heard from), the
-//! ping rounds (`heartbeat`), and the view of the other nodes (`remote`,
-//! [`Update`]).
+//! [`Control`]: close requests, whether the peer was heard from, its places
+//! in the handler's queue), the ping rounds (`heartbeat`), and the view of
+//! the other nodes (`remote`, [`Update`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
