@@ -2,7 +2,7 @@
 # The whole test suite, from a fresh clone: installs what it needs (the
 # wasm32-wasip2 target, Debian's redis-server for the cluster tests,
 # Chromium, the npm packages of the compatibility suite), checks
-# formatting and lints, runs the Rust tests (which build the guest
+# formatting, lints and doc links, runs the Rust tests (which build the guest
 # components) and the Node compatibility suite against the real binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +28,8 @@ cargo test --workspace
 
 step "lints"
 cargo clippy --workspace --all-targets -- -D warnings
+# Broken or private doc links fail too.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 for guests in examples/guests tests/guests; do
     CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/guests" \
         cargo clippy --release --target wasm32-wasip2 --manifest-path "$guests/Cargo.toml" -- -D warnings

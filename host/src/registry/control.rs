@@ -23,7 +23,7 @@ pub fn close_code_allowed(code: u16) -> bool {
 /// A connection's shared state: the request to close it (raised by anyone:
 /// the handler, the registry, the reader; seen by both halves of the
 /// connection), whether the reader heard from the peer since the registry's
-/// last ping round ([`super::heartbeat`]), and the places its events may
+/// last ping round (the `heartbeat` module), and the places its events may
 /// still take in the handler's queue ([`Place`]).
 #[derive(Debug)]
 pub struct Control {
