@@ -225,8 +225,9 @@ impl Handler {
 
     /// Checks an event against the handler's declared types and, if it fits,
     /// queues it; otherwise the client gets an `ezez-ws::error` reply saying
-    /// what did not fit. Waits while the handler's queue is full, or holds
-    /// as many of the client's events as it may (see [`crate::registry::Place`]).
+    /// what did not fit. Waits while the handler's queue is full, or already
+    /// holds as many of this client's events as it may (see
+    /// [`crate::registry::Place`]).
     pub async fn dispatch(&self, client: ClientId, control: &Arc<Control>, mut event: Event) {
         let version = self.version();
         let size = Value::size_hint_of(&event.args);
