@@ -60,11 +60,7 @@ impl Control {
     pub async fn place(self: &Arc<Self>, registry: &Registry) -> Place {
         match self.places.try_acquire() {
             Ok(permit) => permit.forget(),
-            Err(_) => {
-                let _held = registry.holding_back();
-                // Boxed: the wait's state is paid only while waiting.
-                Box::pin(self.places.acquire()).await.expect("never closed").forget();
-            }
+            Err(_) => registry.wait_for_room(self.places.acquire()).await.expect("never closed").forget(),
         }
         Place(self.clone())
     }

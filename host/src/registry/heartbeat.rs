@@ -33,7 +33,7 @@ pub(super) struct HeldBack {
 }
 
 /// A reader held back, until dropped.
-pub struct HoldingBack<'a>(&'a HeldBack);
+pub(super) struct HoldingBack<'a>(&'a HeldBack);
 
 impl HeldBack {
     pub(super) fn start(&self) -> HoldingBack<'_> {

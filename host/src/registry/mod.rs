@@ -33,7 +33,7 @@ mod outbound;
 mod remote;
 
 pub use control::{Control, MAX_CLOSE_REASON_BYTES, Place, close_code_allowed};
-pub use heartbeat::{CLOSE_SILENT, HoldingBack};
+pub use heartbeat::CLOSE_SILENT;
 pub use outbound::{CLOSE_SLOW_READER, Outbound, Outbox};
 use outbound::{Full, Queue};
 pub use remote::{ClientState, JoinError, Peers, Update};
@@ -345,7 +345,7 @@ impl Registry {
 
     /// One ping round: pings every client heard from since the last round,
     /// and asks the others to close ([`CLOSE_SILENT`]), unless readers were
-    /// held back meanwhile (see [`Self::holding_back`]).
+    /// held back meanwhile (see [`Self::wait_for_room`]).
     fn ping_round(&self) {
         let may_close = self.held_back.may_close();
         for client in self.state().clients.values() {
@@ -357,11 +357,18 @@ impl Registry {
         }
     }
 
-    /// Marks a reader waiting for room in the handler's queue, until the
-    /// guard is dropped: it reads no pongs meanwhile, so the ping rounds
-    /// close nobody then.
-    pub fn holding_back(&self) -> HoldingBack<'_> {
-        self.held_back.start()
+    /// A reader's `wait` for room in the handler's queue (its places, the
+    /// queue's bytes or slots). Boxed at once, so that its state is paid only
+    /// while waiting, not in every connection's future (an awaited `send`
+    /// made each connection ~500 bytes larger); and told to the ping rounds,
+    /// which close nobody while a reader waits, as it reads no pongs.
+    pub fn wait_for_room<'a, F: Future + 'a>(&'a self, wait: F) -> impl Future<Output = F::Output> + 'a {
+        let held = self.held_back.start();
+        let wait = Box::pin(wait);
+        async move {
+            let _held = held;
+            wait.await
+        }
     }
 
     /// Asks every connection to close (shutdown).
@@ -564,7 +571,7 @@ mod tests {
 
         // While a reader waits for the handler, and in the round after, nobody is closed.
         let mut waiting = registry.connect();
-        let held = registry.holding_back();
+        let held = registry.held_back.start();
         registry.ping_round();
         registry.ping_round();
         drop(held);

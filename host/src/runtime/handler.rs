@@ -272,16 +272,13 @@ impl Handler {
         let _ = seen.await;
     }
 
-    /// Queues a job; waits while the queue is full (a reader held back, as
-    /// the registry's pings are told). The wait is boxed: its state is then
-    /// paid only while waiting, not in every connection's future (an awaited
-    /// `send` made each connection ~500 bytes larger).
+    /// Queues a job; waits while the queue is full (see
+    /// [`Registry::wait_for_room`]).
     async fn submit(&self, job: Job) {
         let sent = match self.shared.jobs.try_send(job) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(job)) => {
-                let _held = self.shared.registry.holding_back();
-                Box::pin(self.shared.jobs.send(job)).await.map_err(drop)
+                self.shared.registry.wait_for_room(self.shared.jobs.send(job)).await.map_err(drop)
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
         };
@@ -306,16 +303,15 @@ impl ByteBudget {
     }
 
     /// Takes `bytes` of the budget (all of it for an event bigger than the
-    /// budget, so that it fits alone). The wait is boxed and told to the
-    /// registry, as `submit`'s is.
+    /// budget, so that it fits alone), waiting as `submit` does.
     async fn hold(&self, bytes: usize, registry: &Registry) -> OwnedSemaphorePermit {
         let bytes = (bytes.min(self.total as usize) as u32).max(1);
         match self.permits.clone().try_acquire_many_owned(bytes) {
             Ok(permit) => permit,
-            Err(_) => {
-                let _held = registry.holding_back();
-                Box::pin(self.permits.clone().acquire_many_owned(bytes)).await.expect("the budget is never closed")
-            }
+            Err(_) => registry
+                .wait_for_room(self.permits.clone().acquire_many_owned(bytes))
+                .await
+                .expect("the budget is never closed"),
         }
     }
 }
