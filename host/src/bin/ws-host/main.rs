@@ -70,6 +70,10 @@ impl FileArgs {
     }
 }
 
+/// `run --help` headings of the limits, naming the config-file table of each.
+const CONNECTION_LIMITS: &str = "Connection limits ([limits] in the config file)";
+const SANDBOX_LIMITS: &str = "Handler sandbox ([limits.sandbox] in the config file)";
+
 #[derive(Args)]
 struct RunArgs {
     /// The handler: a WebAssembly component (.wasm) built against the ws-host WIT.
@@ -111,51 +115,51 @@ struct RunArgs {
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
     /// What to do with events sent before auth-ok [default: ignore].
-    #[arg(long, value_enum, help_heading = "Connection limits ([limits] in the config file)", value_name = "WHAT")]
+    #[arg(long, value_enum, help_heading = CONNECTION_LIMITS, value_name = "WHAT")]
     messages_before_auth: Option<BeforeAuth>,
     /// Largest WebSocket message accepted, in bytes; larger ones close with 1009 [default: 1048576].
-    #[arg(long, help_heading = "Connection limits ([limits] in the config file)", value_name = "BYTES")]
+    #[arg(long, help_heading = CONNECTION_LIMITS, value_name = "BYTES")]
     max_payload: Option<usize>,
     /// Milliseconds a new connection has to send its auth frame [default: 5000].
-    #[arg(long, help_heading = "Connection limits ([limits] in the config file)", value_name = "MS")]
+    #[arg(long, help_heading = CONNECTION_LIMITS, value_name = "MS")]
     auth_timeout_ms: Option<u64>,
     /// Messages queued towards one client that does not read; more closes it (1008) [default: 1024].
-    #[arg(long, help_heading = "Connection limits ([limits] in the config file)", value_name = "MESSAGES")]
+    #[arg(long, help_heading = CONNECTION_LIMITS, value_name = "MESSAGES")]
     outbound_queue: Option<usize>,
     /// Bytes queued towards one client that does not read; more closes it (1008) [default: 16777216].
-    #[arg(long, help_heading = "Connection limits ([limits] in the config file)", value_name = "BYTES")]
+    #[arg(long, help_heading = CONNECTION_LIMITS, value_name = "BYTES")]
     outbound_queue_bytes: Option<usize>,
     /// Milliseconds between WebSocket pings to every client; one that sends
     /// nothing from one ping to the next (not even the pong) is closed (1001).
     /// 0 sends no pings [default: 30000].
-    #[arg(long, help_heading = "Connection limits ([limits] in the config file)", value_name = "MS")]
+    #[arg(long, help_heading = CONNECTION_LIMITS, value_name = "MS")]
     ping_interval_ms: Option<u64>,
     /// Milliseconds one event may run in the handler before it is stopped [default: 1000].
-    #[arg(long, help_heading = "Handler sandbox ([limits.sandbox] in the config file)", value_name = "MS")]
+    #[arg(long, help_heading = SANDBOX_LIMITS, value_name = "MS")]
     event_deadline_ms: Option<u64>,
     /// Linear memory one handler instance may use, in bytes [default: 67108864].
-    #[arg(long, help_heading = "Handler sandbox ([limits.sandbox] in the config file)", value_name = "BYTES")]
+    #[arg(long, help_heading = SANDBOX_LIMITS, value_name = "BYTES")]
     memory_limit: Option<usize>,
     /// Fuel (about one unit per WebAssembly instruction) one event may burn;
     /// enables fuel metering, which makes calls slower [default: off].
-    #[arg(long, help_heading = "Handler sandbox ([limits.sandbox] in the config file)", value_name = "UNITS")]
+    #[arg(long, help_heading = SANDBOX_LIMITS, value_name = "UNITS")]
     fuel: Option<u64>,
     /// Let handlers read the real date and time (otherwise their wall clock
     /// stands still at the Unix epoch).
-    #[arg(long, help_heading = "Handler sandbox ([limits.sandbox] in the config file)")]
+    #[arg(long, help_heading = SANDBOX_LIMITS)]
     allow_wall_clock: bool,
     /// Outgoing events one handler call may send before it is stopped [default: 10000].
-    #[arg(long, help_heading = "Handler sandbox ([limits.sandbox] in the config file)", value_name = "EVENTS")]
+    #[arg(long, help_heading = SANDBOX_LIMITS, value_name = "EVENTS")]
     max_sends_per_event: Option<u32>,
     /// Lines one handler instance may log per second (its `log` calls,
     /// stdout and stderr); the rest of that second's are dropped [default: 1000].
-    #[arg(long, help_heading = "Handler sandbox ([limits.sandbox] in the config file)", value_name = "LINES")]
+    #[arg(long, help_heading = SANDBOX_LIMITS, value_name = "LINES")]
     max_log_lines_per_second: Option<u32>,
     /// Bytes of one client's context a handler may keep in the host [default: 65536].
-    #[arg(long, help_heading = "Handler sandbox ([limits.sandbox] in the config file)", value_name = "BYTES")]
+    #[arg(long, help_heading = SANDBOX_LIMITS, value_name = "BYTES")]
     max_context_bytes: Option<usize>,
     /// Rooms one client may be in [default: 256].
-    #[arg(long, help_heading = "Handler sandbox ([limits.sandbox] in the config file)", value_name = "ROOMS")]
+    #[arg(long, help_heading = SANDBOX_LIMITS, value_name = "ROOMS")]
     max_rooms_per_client: Option<usize>,
 }
 
