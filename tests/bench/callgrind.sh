@@ -14,7 +14,9 @@ count="${2:-5000}"
 size="${3:-20}"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 case "$server" in
-    wasm) command=("$target/release/ws-host" run "$target/guests/wasm32-wasip2/release/echo.wasm" --port 0) ;;
+    # --no-cache: both runs compile, so start-up cancels out (a cache filled
+    # by the first run would make the second one cheaper, and the echo look so).
+    wasm) command=("$target/release/ws-host" run "$target/guests/wasm32-wasip2/release/echo.wasm" --port 0 --no-cache) ;;
     native) command=("$target/release/bench-load" --serve native) ;;
     *) echo "usage: $0 [wasm|native] [echoes] [payload bytes]" >&2; exit 2 ;;
 esac
@@ -51,14 +53,6 @@ instructions() {
     wait "$pid" 2>/dev/null || true
     callgrind_annotate "$profile".1 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }'
 }
-
-# Start the server once outside callgrind, so the first count does not
-# include compiling the handler (the second would find it in the cache).
-"${command[@]}" >"$out/$server.warm.stdout" 2>&1 &
-warm=$!
-address_in "$out/$server.warm.stdout" >/dev/null
-kill "$warm"
-wait "$warm" 2>/dev/null || true
 
 few=$(instructions "$count")
 many=$(instructions $((count * 3)))
