@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use crate::codec::{Codec, Frame, Message};
 use crate::config::Config;
-use crate::registry::{Connection, Control, Outbound, Outbox};
+use crate::registry::{Connection, Control, Half, Outbound, Outbox};
 use crate::runtime::metrics::{HandlerMetrics, Refusal};
 use crate::runtime::{Handler, RequestInfo};
 use crate::session::{Action, INVALID_AUTH_KEY, Session};
@@ -91,7 +91,7 @@ async fn serve_registered<S>(
                 auth_deadline = None;
                 Input::Verdict(verdict)
             }
-            request = control.requested(), if !closing => Input::CloseRequested(request),
+            request = control.requested(Half::Reader), if !closing => Input::CloseRequested(request),
             () = Deadline::wait(&mut close_deadline) => Input::CloseTimedOut,
         };
         tracing::trace!(input = %input.kind(), "input");
@@ -321,7 +321,7 @@ async fn write_loop<S>(
                 }
                 None => return,
             },
-            request = control.requested() => break request,
+            request = control.requested(Half::Writer) => break request,
         }
     };
     let flush = async {
