@@ -16,7 +16,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::client::{Ws, connect, decode, echo_request, event};
 use crate::pacer::Pacer;
-use crate::servers::{Kind, Server};
+use crate::servers::{CpuTime, Kind, Server};
 use ws_host::codec::Message;
 
 /// What one run measured: replies per second, their latency (us), and the
@@ -26,7 +26,7 @@ use ws_host::codec::Message;
 pub struct Figures {
     pub rate: f64,
     pub latency: Histogram<u64>,
-    pub server_cpu: Duration,
+    pub server_cpu: CpuTime,
     pub send_lateness: Histogram<u64>,
 }
 
@@ -34,7 +34,16 @@ impl Figures {
     /// The server's CPU time per reply, in microseconds: what a message
     /// costs the server whether or not the generator kept it busy.
     pub fn cpu_per_message(&self) -> f64 {
-        self.server_cpu.as_secs_f64() * 1e6 / self.latency.len().max(1) as f64
+        self.per_message(self.server_cpu.total())
+    }
+
+    /// The part of [`Self::cpu_per_message`] spent in the kernel.
+    pub fn kernel_per_message(&self) -> f64 {
+        self.per_message(self.server_cpu.system)
+    }
+
+    fn per_message(&self, time: Duration) -> f64 {
+        time.as_secs_f64() * 1e6 / self.latency.len().max(1) as f64
     }
 
     pub fn p50(&self) -> u64 {
@@ -224,12 +233,12 @@ fn expect_reply<E: std::fmt::Debug>(reply: Option<Result<tokio_tungstenite::tung
 
 /// Gathers the connections' histograms; `cpu` is the server's CPU time
 /// when the load started.
-fn collect(server: &Server, cpu: Duration, latencies: Vec<Histogram<u64>>, phase: Duration) -> Figures {
+fn collect(server: &Server, cpu: CpuTime, latencies: Vec<Histogram<u64>>, phase: Duration) -> Figures {
     let mut latency = Histogram::<u64>::new(3).unwrap();
     for each in latencies {
         latency.add(each).unwrap();
     }
-    let server_cpu = server.cpu_time().saturating_sub(cpu);
+    let server_cpu = server.cpu_time().since(cpu);
     let send_lateness = Histogram::<u64>::new(3).unwrap();
     Figures { rate: latency.len() as f64 / phase.as_secs_f64(), latency, server_cpu, send_lateness }
 }

@@ -79,6 +79,26 @@ impl Kind {
 /// `USER_HZ`, the unit of /proc's CPU times: 100 on every Linux ABI.
 const TICKS_PER_SECOND: u64 = 100;
 
+/// A process's CPU time in its own code (`user`) and in the kernel on its
+/// behalf (`system`: its syscalls, and on loopback much of its peer's TCP
+/// receive path too).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuTime {
+    pub user: Duration,
+    pub system: Duration,
+}
+
+impl CpuTime {
+    pub fn total(&self) -> Duration {
+        self.user + self.system
+    }
+
+    /// What was used after `earlier`.
+    pub fn since(&self, earlier: CpuTime) -> CpuTime {
+        CpuTime { user: self.user.saturating_sub(earlier.user), system: self.system.saturating_sub(earlier.system) }
+    }
+}
+
 pub struct Server {
     pub kind: Kind,
     pub addr: SocketAddr,
@@ -161,11 +181,12 @@ impl Server {
         kib * 1024
     }
 
-    /// CPU time the server process has used so far, all threads, user and
-    /// system (`/proc/<pid>/stat`, in the kernel's 10 ms ticks).
-    pub fn cpu_time(&self) -> Duration {
+    /// CPU time the server process has used so far, all threads
+    /// (`/proc/<pid>/stat`, in the kernel's 10 ms ticks).
+    pub fn cpu_time(&self) -> CpuTime {
         let [user, system] = ws_host_tests::proc_stat_fields(format!("/proc/{}/stat", self.child.id()), [14, 15]);
-        Duration::from_millis((user + system) * 1000 / TICKS_PER_SECOND)
+        let ticks = |n: u64| Duration::from_millis(n * 1000 / TICKS_PER_SECOND);
+        CpuTime { user: ticks(user), system: ticks(system) }
     }
 
     /// Handler time per event from `/metrics` (ws-host servers only):
