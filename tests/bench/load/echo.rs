@@ -17,7 +17,7 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::client::{Ws, connect, decode, echo_request, event};
 use crate::pacer::Pacer;
 use crate::servers::{CpuTime, Kind, Server};
-use ws_host::codec::Message;
+use ws_host::codec::{ERROR, Message, Value};
 
 /// What one run measured: replies per second, their latency (us), and the
 /// CPU time the server spent meanwhile. At a fixed rate also how late the
@@ -209,11 +209,20 @@ async fn round_trip(kind: Kind, ws: &mut Ws, id: u64, room: &str, text: &str) {
     ws.send(event("say", id, vec![room.into(), text.into()])).await.expect("send");
     loop {
         match ws.next().await {
-            Some(Ok(frame)) if matches!(decode(&frame), Some(Message::Event(e)) if e.name == "said") => return,
-            Some(Ok(_)) => {}
+            Some(Ok(frame)) => match decode(&frame) {
+                Some(Message::Event(e)) if e.name == "said" => return,
+                Some(Message::Event(e)) if e.name == ERROR => refused(&e.args),
+                _ => {}
+            },
             other => panic!("connection failed: {other:?}"),
         }
     }
+}
+
+/// A request the server answered with an error: the run's figures would
+/// be wrong (and a chat client would wait for ever for its `said`).
+fn refused(args: &[Value]) -> ! {
+    panic!("the server answered with an error: {args:?} (its log above says why)")
 }
 
 async fn connect_all(server: &Server, connections: usize) -> Vec<Ws> {

@@ -154,7 +154,8 @@ impl Server {
         };
         let mut child = command
             .args(&args)
-            .env("RUST_LOG", "error")
+            // Warnings say why a request failed (a trap, a refused reply).
+            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start the {} server ({program}): {e}", kind.label()));
