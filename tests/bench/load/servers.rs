@@ -130,7 +130,12 @@ impl Server {
             Kind::Wasm => (ws_host(), wasm_args()),
             Kind::Chat(language) => {
                 // The default compile cache: what a restart costs, not a 30 s compile.
-                let args = ["run", language.chat(), "--port", "0"];
+                // Each connection talks in a room of its own, and a room keeps 1000
+                // messages: the JavaScript chat's heap outgrows the default 64 MiB
+                // at ~45k messages over 100 rooms (SpiderMonkey needs room to
+                // collect), and the sandbox replaces it. 256 MiB lets every build
+                // run the phase on its speed.
+                let args = ["run", language.chat(), "--port", "0", "--memory-limit", "268435456"];
                 (ws_host(), args.map(String::from).to_vec())
             }
             Kind::Native => (me, vec!["--serve".into(), "native".into()]),
