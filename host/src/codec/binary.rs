@@ -46,24 +46,43 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
         Value::String(s) => push_element(b'f', s.as_bytes(), out),
         Value::Bytes(b) => push_element(b't', b, out),
         other => {
-            let mut json = Vec::with_capacity(128);
-            tagged::encode(other, &mut json);
-            push_element(b'j', &json, out);
+            // Encoded in place, then the header (its length comes first) is
+            // slid in before it: no buffer of its own for every id and number.
+            let start = out.len();
+            tagged::encode(other, out);
+            let len = out.len() - start;
+            let mut digits = itoa::Buffer::new();
+            let digits = digits.format(len).as_bytes();
+            let payload = start + digits.len() + 2;
+            out.resize(payload + len, 0);
+            out.copy_within(start..start + len, payload);
+            out[start..payload - 2].copy_from_slice(digits);
+            out[payload - 2..payload].copy_from_slice(&[b'j', 0]);
+            out.push(0);
         }
     }
 }
 
-/// Encodes values as one frame.
-pub fn encode<'a>(values: impl IntoIterator<Item = &'a Value>) -> Vec<u8> {
-    let mut out = Vec::new();
+/// Encodes values as one frame, in one allocation when the values' size
+/// hints hold (strings and bytes exactly, other values roughly).
+pub fn encode<'a, I>(values: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = &'a Value>,
+    I::IntoIter: Clone,
+{
+    let values = values.into_iter();
+    let mut out = Vec::with_capacity(values.clone().map(|v| v.size_hint() + ELEMENT_HEADER).sum());
     for value in values {
         encode_value(value, &mut out);
     }
     out
 }
 
+/// Room for an element's length digits, mark and two NULs.
+const ELEMENT_HEADER: usize = 24;
+
 fn push_element(mark: u8, payload: &[u8], out: &mut Vec<u8>) {
-    out.reserve(payload.len() + 24);
+    out.reserve(payload.len() + ELEMENT_HEADER);
     push_decimal(payload.len(), out);
     out.push(mark);
     out.push(0);
@@ -118,6 +137,21 @@ mod tests {
         let values = decode(&frame(reply)).unwrap();
         assert_eq!(values[3], Value::Bytes(Bytes::from_static(&[1, 2])));
         assert_eq!(encode(&values), reply);
+    }
+
+    #[test]
+    fn a_tagged_element_gets_the_header_of_its_length() {
+        for n in [1, 4, 40] {
+            let value = Value::Array((0..n).map(|i| Value::Number(f64::from(i))).collect());
+            let mut json = Vec::new();
+            tagged::encode(&value, &mut json);
+            let mut expected = format!("2f\0ab\0{}j\0", json.len()).into_bytes();
+            expected.extend_from_slice(&json);
+            expected.push(0);
+            let values = ["ab".into(), value];
+            assert_eq!(encode(&values), expected, "{n} items: {} bytes of JSON", json.len());
+            assert_eq!(decode(&frame(&expected)).unwrap(), values);
+        }
     }
 
     #[test]

@@ -68,7 +68,11 @@ impl Codec {
     }
 
     /// Encodes a message's values, in order, in this codec.
-    fn encode_values<'a>(self, values: impl IntoIterator<Item = &'a Value>) -> Frame {
+    fn encode_values<'a, I>(self, values: I) -> Frame
+    where
+        I: IntoIterator<Item = &'a Value>,
+        I::IntoIter: Clone,
+    {
         match self {
             Codec::Binary => Frame::Binary(binary::encode(values).into()),
             Codec::Json => Frame::Text(json::encode(values)),
