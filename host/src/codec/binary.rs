@@ -46,18 +46,15 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
         Value::String(s) => push_element(b'f', s.as_bytes(), out),
         Value::Bytes(b) => push_element(b't', b, out),
         other => {
-            // Encoded in place, then the header (its length comes first) is
-            // slid in before it: no buffer of its own for every id and number.
+            // Encoded in place, its header (which needs its length) written
+            // after it and rotated to the front: no buffer of its own for
+            // every id and number.
             let start = out.len();
             tagged::encode(other, out);
             let len = out.len() - start;
-            let mut digits = itoa::Buffer::new();
-            let digits = digits.format(len).as_bytes();
-            let payload = start + digits.len() + 2;
-            out.resize(payload + len, 0);
-            out.copy_within(start..start + len, payload);
-            out[start..payload - 2].copy_from_slice(digits);
-            out[payload - 2..payload].copy_from_slice(&[b'j', 0]);
+            push_header(b'j', len, out);
+            let header = out.len() - start - len;
+            out[start..].rotate_right(header);
             out.push(0);
         }
     }
@@ -83,10 +80,15 @@ const ELEMENT_HEADER: usize = 24;
 
 fn push_element(mark: u8, payload: &[u8], out: &mut Vec<u8>) {
     out.reserve(payload.len() + ELEMENT_HEADER);
-    push_decimal(payload.len(), out);
-    out.push(mark);
-    out.push(0);
+    push_header(mark, payload.len(), out);
     out.extend_from_slice(payload);
+    out.push(0);
+}
+
+/// What comes before an element's payload: its length, its mark, a NUL.
+fn push_header(mark: u8, len: usize, out: &mut Vec<u8>) {
+    push_decimal(len, out);
+    out.push(mark);
     out.push(0);
 }
 
