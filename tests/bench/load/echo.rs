@@ -17,7 +17,7 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::client::{Ws, connect, decode, echo_request, event};
 use crate::pacer::Pacer;
 use crate::servers::{CpuTime, Kind, Server};
-use ws_host::codec::{ERROR, Message, Value};
+use ws_host::codec::{ERROR, Message};
 
 /// What one run measured: replies per second, their latency (us), and the
 /// CPU time the server spent meanwhile. At a fixed rate also how late the
@@ -211,18 +211,15 @@ async fn round_trip(kind: Kind, ws: &mut Ws, id: u64, room: &str, text: &str) {
         match ws.next().await {
             Some(Ok(frame)) => match decode(&frame) {
                 Some(Message::Event(e)) if e.name == "said" => return,
-                Some(Message::Event(e)) if e.name == ERROR => refused(&e.args),
+                // The run's figures would be wrong, and the `said` never comes.
+                Some(Message::Event(e)) if e.name == ERROR => {
+                    panic!("the server answered with an error: {:?} (its log above says why)", e.args)
+                }
                 _ => {}
             },
             other => panic!("connection failed: {other:?}"),
         }
     }
-}
-
-/// A request the server answered with an error: the run's figures would
-/// be wrong (and a chat client would wait for ever for its `said`).
-fn refused(args: &[Value]) -> ! {
-    panic!("the server answered with an error: {args:?} (its log above says why)")
 }
 
 async fn connect_all(server: &Server, connections: usize) -> Vec<Ws> {
