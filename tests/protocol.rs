@@ -187,6 +187,30 @@ async fn a_malformed_frame_closes_with_1002_and_others_are_unaffected() {
 }
 
 #[tokio::test]
+async fn replies_to_the_events_before_a_malformed_frame_go_out_ahead_of_the_close() {
+    // The first event keeps the handler busy until its deadline: the
+    // malformed frame is read while both events still wait for it.
+    let sandbox = Sandbox { event_deadline_ms: 200, ..Sandbox::default() };
+    let config = Config { sandbox, ..Config::default() };
+    let server = TestServer::named("replies-then-close", guests::FIXTURE, config, runtime()).await;
+    let mut client = server.client("k").await;
+    let stuck = client.send("crash", vec![s("sleep")]).await;
+    let count = client.send("count", vec![]).await;
+    client.send_frame(WsMessage::Binary(bytes::Bytes::from_static(b"4q\0test\0"))).await;
+    let ((code, _), seen) = client.closed().await;
+    assert_eq!(code, 1002);
+    let replies: Vec<_> = seen
+        .into_iter()
+        .filter_map(|message| match message {
+            Message::Event(event) => Some((event.reply_to, event.name, event.args)),
+            _ => None,
+        })
+        .collect();
+    let failed = vec![s("crash: the handler failed on this event")];
+    assert_eq!(replies, vec![(Some(stuck), ERROR.to_owned(), failed), (Some(count), "count".to_owned(), vec![n(1.0)])]);
+}
+
+#[tokio::test]
 async fn a_message_over_the_max_payload_closes_with_1009() {
     let config = Config { max_payload_bytes: 1024, ..Config::default() };
     let server = TestServer::with_config(guests::ECHO, config).await;

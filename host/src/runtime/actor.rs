@@ -69,6 +69,10 @@ pub enum Job {
         candidate: Box<Candidate>,
         done: oneshot::Sender<Result<Arc<Version>, LoadError>>,
     },
+    /// Answered once every job queued before it is done.
+    CatchUp {
+        done: oneshot::Sender<()>,
+    },
 }
 
 pub struct Actor {
@@ -132,6 +136,9 @@ impl Actor {
                     registry.metrics().swap();
                 }
                 let _ = done.send(outcome);
+            }
+            Job::CatchUp { done } => {
+                let _ = done.send(());
             }
         }
     }

@@ -272,6 +272,15 @@ impl Handler {
         let _ = seen.await;
     }
 
+    /// Waits until the handler has done every job queued before this call:
+    /// the replies to the events a client sent so far are then in its
+    /// outbox.
+    pub async fn caught_up(&self) {
+        let (done, seen) = oneshot::channel();
+        self.submit(Job::CatchUp { done }).await;
+        let _ = seen.await;
+    }
+
     /// Queues a job; waits while the queue is full (see
     /// [`Registry::wait_for_room`]).
     async fn submit(&self, job: Job) {

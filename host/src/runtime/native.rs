@@ -83,6 +83,9 @@ pub(super) fn run(mut handler: Box<dyn NativeHandler>, shared: Weak<Shared>, mut
             Job::Swap { done, .. } => {
                 let _ = done.send(Err(LoadError::Native { name: shared.name.to_string() }));
             }
+            Job::CatchUp { done } => {
+                let _ = done.send(());
+            }
         }
     }
 }

@@ -184,7 +184,7 @@ async fn serve_registered<S>(
                 registry.send_control(id, Message::AuthRejected { reason: reason.clone() });
                 control.request(CLOSE_REJECTED, reason);
             }
-            Action::Close { code, reason } => control.request(code, reason),
+            Action::Close { code, reason } => close_after_replies(&handler, &control, code, reason).await,
         }
     }
 
@@ -198,6 +198,15 @@ async fn serve_registered<S>(
     tracing::debug!(code, %reason, "disconnected");
     registry.metrics().disconnected(code);
     handler.disconnected(id, code, reason).await;
+}
+
+/// Asks for a close once the handler has answered the events read before
+/// the frame that ended the connection, so that their replies go out ahead
+/// of the close frame; waits no longer than the close grace period. Boxed:
+/// its state is paid while closing, not in every connection's future.
+async fn close_after_replies(handler: &Handler, control: &Control, code: u16, reason: &str) {
+    let _ = Box::pin(tokio::time::timeout(CLOSE_GRACE, handler.caught_up())).await;
+    control.request(code, reason);
 }
 
 /// A timer that is allocated only while it runs.
