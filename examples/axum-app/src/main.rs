@@ -1,5 +1,6 @@
 //! See the crate docs (`src/lib.rs`).
 
+use anyhow::Context;
 use ws_host::server::Endpoint;
 use ws_host::{Config, Handler, Runtime};
 
@@ -9,7 +10,9 @@ async fn main() -> anyhow::Result<()> {
     let runtime = Runtime::new()?;
     let config = Config::default();
     let chat = Endpoint::new(Handler::load_file(&runtime, wasm.as_ref(), &config)?, config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000")
+        .await
+        .context("cannot listen on 127.0.0.1:3000 (stop what uses that port)")?;
     println!("listening on http://{}", listener.local_addr()?);
     example_axum_app::serve(listener, chat, async {
         let _ = tokio::signal::ctrl_c().await;

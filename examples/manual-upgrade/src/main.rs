@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use anyhow::Context;
 use ws_host::server::Endpoint;
 use ws_host::{Config, Handler, Runtime};
 
@@ -15,7 +16,9 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::default();
     let chat = Endpoint::new(Handler::load_file(&runtime, chat.as_ref(), &config)?, config.clone());
     let echo = Endpoint::new(Handler::load_file(&runtime, echo.as_ref(), &config)?, config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:3002").await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:3002")
+        .await
+        .context("cannot listen on 127.0.0.1:3002 (stop what uses that port)")?;
     println!("listening on http://{}", listener.local_addr()?);
     let app = example_manual_upgrade::router(chat.clone(), echo.clone());
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
