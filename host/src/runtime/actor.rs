@@ -249,18 +249,11 @@ pub const AUTH_CHECK_FAILED: &str = "Auth check failed";
 
 /// Replies to `event` with `args`. A reply is held to the max payload as
 /// every outgoing event is: one over it is not sent, the client gets an error
-/// instead and the log says why. The call itself went well, so the instance
-/// stays.
+/// instead. The call itself went well, so the instance stays.
 pub(super) fn reply(shared: &Shared, client: ClientId, event: Event, args: Vec<Value>) {
     let registry = &shared.registry;
-    let (size, max) = (Value::size_hint_of(&args), shared.config.max_payload_bytes);
-    if size > max {
-        registry.metrics().trap();
-        tracing::warn!(
-            handler = %shared.name,
-            event = %event.name,
-            "reply refused: about {size} bytes, over the max payload of {max} bytes (raise it with `--max-payload`)"
-        );
+    if !fits_max_payload(shared, "reply", &event.name, Value::size_hint_of(&args)) {
+        let max = shared.config.max_payload_bytes;
         let message = format!("{}: the reply is over the max payload of {max} bytes", event.name);
         return reply_error(registry, client, event.id, message);
     }
@@ -268,19 +261,25 @@ pub(super) fn reply(shared: &Shared, client: ClientId, event: Event, args: Vec<V
 }
 
 /// A rejection reason as the client will get it: one over the max payload
-/// is replaced by [`AUTH_CHECK_FAILED`] and logged, as a reply over it is.
+/// is replaced by [`AUTH_CHECK_FAILED`], as a reply over it is refused.
 pub(super) fn rejection(shared: &Shared, reason: String) -> String {
+    if fits_max_payload(shared, "auth rejection", "on-auth", reason.len()) { reason } else { AUTH_CHECK_FAILED.into() }
+}
+
+/// Whether `size` bytes of what the handler answered to `event` fit the max
+/// payload. What does not is logged and counted as a handler fault.
+fn fits_max_payload(shared: &Shared, what: &str, event: &str, size: usize) -> bool {
     let max = shared.config.max_payload_bytes;
-    if reason.len() <= max {
-        return reason;
+    if size <= max {
+        return true;
     }
     shared.registry.metrics().trap();
     tracing::warn!(
         handler = %shared.name,
-        "auth rejection refused: its reason of {} bytes is over the max payload of {max} bytes",
-        reason.len()
+        %event,
+        "{what} refused: about {size} bytes, over the max payload of {max} bytes (raise it with `--max-payload`)"
     );
-    AUTH_CHECK_FAILED.into()
+    false
 }
 
 /// Tells the client the handler failed on its event.
