@@ -40,6 +40,7 @@ async fn every_kind_of_guest_failure_replaces_the_instance_and_keeps_connections
     let logs = logs();
     assert!(logs.contains("stopped at the deadline of 200 ms per call (raise it with `--event-deadline-ms`)"));
     assert!(logs.contains("over the limit of 33554432 bytes (raise it with `--memory-limit`)"), "{logs}");
+    assert!(logs.contains("as a guest whose stack overflowed does (deep or unbounded recursion)"), "{logs}");
     // Each failure is one line; where in the guest it failed follows at
     // debug level. The guest's panic message arrives without its blank line.
     let panic =

@@ -63,7 +63,11 @@ async fn a_long_rejection_reason_reaches_the_client_whole_up_to_the_max_payload(
     let mut client = Client::connect(&server.url()).await;
     let refused = Message::AuthRejected { reason: "Auth check failed".into() };
     assert_eq!(client.auth(&format!("reject-at-length:{}", 100 << 10)).await, refused);
-    assert!(logs().contains("auth rejection refused: about 102400 bytes, over the max payload of 65536 bytes"), "{}", logs());
+    assert!(
+        logs().contains("auth rejection refused: about 102400 bytes, over the max payload of 65536 bytes"),
+        "{}",
+        logs()
+    );
 }
 
 #[tokio::test]

@@ -255,7 +255,8 @@ impl CallLimits {
 
     /// Names the limit a call was stopped by and the setting that sets it:
     /// wasmtime itself only says `interrupt` or `all fuel consumed`, and a
-    /// guest refused memory fails in its own way (most abort).
+    /// guest refused memory fails in its own way (most abort). A stray memory
+    /// access gets the likeliest cause.
     fn explain(&self, store: &mut Store<HostState>, error: wasmtime::Error) -> wasmtime::Error {
         if let Some(wanted) = store.data_mut().limits.refused.take() {
             return error.context(format!(
@@ -272,6 +273,12 @@ impl CallLimits {
                 "stopped when it had used its {} units of fuel per call (raise them with `--fuel`)",
                 self.fuel.unwrap_or_default()
             )),
+            // Compiled guests (Rust, C) keep their stack in linear memory:
+            // wasmtime sees an overflow of it as a stray access.
+            Some(Trap::MemoryOutOfBounds) => error.context(
+                "it accessed memory outside its linear memory, as a guest whose stack overflowed does \
+                 (deep or unbounded recursion)",
+            ),
             _ => error,
         }
     }
