@@ -22,7 +22,8 @@
 //! per run (2), `BENCH_REPEATS` runs per echo row, each server's median
 //! printed (3), `BENCH_CONNECTIONS` ("1,100,1000"), `BENCH_PAYLOADS`
 //! ("20,1024,16384"), `BENCH_MEMBERS` (1000), `BENCH_IDLE` (10000),
-//! `BENCH_LOAD` (the fixed rate as a fraction of native capacity, 0.8).
+//! `BENCH_LOAD` (the fixed rate as a fraction of native capacity, 0.8; 0
+//! skips the fixed-rate runs).
 
 mod client;
 mod echo;
@@ -60,8 +61,11 @@ async fn main() {
     let repeats = knob("BENCH_REPEATS", "3")[0].max(1);
     let members = knob("BENCH_MEMBERS", "1000")[0];
     let idle_count = knob("BENCH_IDLE", "10000")[0];
-    let load =
-        std::env::var("BENCH_LOAD").map_or(Ok(0.8), |v| v.parse::<f64>()).expect("BENCH_LOAD: a fraction such as 0.8");
+    let load = std::env::var("BENCH_LOAD").map_or(Ok(0.8), |v| v.parse::<f64>());
+    let load = match load {
+        Ok(load) if load.is_finite() && load >= 0.0 => load,
+        _ => panic!("BENCH_LOAD: a fraction of the native capacity such as 0.8, or 0 to skip the fixed rate"),
+    };
     let phases = std::env::var("BENCH_PHASES").unwrap_or_else(|_| "echo,fanout,idle,languages,cluster".into());
     let phases: Vec<&str> = phases.split(',').map(str::trim).collect();
     let cpu = std::env::var("SERVER_CPU").unwrap_or_else(|_| "-".into());
@@ -75,7 +79,9 @@ async fn main() {
         if phases.contains(&"echo") {
             let capacity = echo_matrix(&servers, &connections, &payloads, phase, repeats).await;
             handler_time(&servers).await;
-            fixed_rate(&servers, &capacity, load, phase, repeats).await;
+            if load > 0.0 {
+                fixed_rate(&servers, &capacity, load, phase, repeats).await;
+            }
         }
         if phases.contains(&"fanout") {
             fanout(&servers, members).await;
