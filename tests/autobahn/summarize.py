@@ -47,10 +47,3 @@ if any(c.startswith("6.4.") for c in lenient):
         " message is complete (tungstenite validates whole messages), not at the first bad fragment;"
         " the connection still closes with 1007."
     )
-if any(c.split(".")[0] in ("3", "4", "5") for c in lenient):
-    print(
-        "\nThe NON-STRICT cases among 3.x, 4.x and 5.x send a valid message followed by a protocol"
-        " violation: ws-host closes with 1002 as it must, sometimes before the echo of the valid"
-        " message (which goes through the handler's queue) has gone out; which cases land here"
-        " varies from run to run."
-    )
