@@ -3,11 +3,9 @@
 //! file descriptors are back where they started. Alone in its test binary,
 //! so no other test's sockets skew the count.
 
-use std::time::Duration;
-
 use ws_host::Config;
 use ws_host::codec::{Message, Value};
-use ws_host_tests::{Client, STEP, TestServer, guests, runtime, s};
+use ws_host_tests::{Client, TestServer, eventually, guests, runtime, s};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_connections_come_and_go_and_leave_nothing_behind() {
@@ -49,15 +47,11 @@ async fn thousands_of_connections_come_and_go_and_leave_nothing_behind() {
 
     // Every connection is gone from the registry, and the process holds no
     // more sockets than before (closing finishes asynchronously: poll).
-    let deadline = tokio::time::Instant::now() + STEP;
-    loop {
-        let (clients, fds) = (server.handler.registry().len(), open_fds());
-        if clients == 1 && fds <= fds_before {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "left behind: {clients} clients, {fds} fds (was {fds_before})");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(|| match (server.handler.registry().len(), open_fds()) {
+        (1, fds) if fds <= fds_before => Ok(()),
+        (clients, fds) => Err(format!("left behind: {clients} clients, {fds} fds (was {fds_before})")),
+    })
+    .await;
 }
 
 fn open_fds() -> usize {

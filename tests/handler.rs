@@ -4,7 +4,7 @@
 
 use ws_host::codec::{ERROR, Event, Message, Value};
 use ws_host::{Config, Sandbox};
-use ws_host_tests::{Client, TestServer, guests, logs, n, s};
+use ws_host_tests::{Client, TestServer, eventually, guests, logs, n, s};
 
 fn id_of(reply: &Event) -> u64 {
     match reply.args.as_slice() {
@@ -169,6 +169,31 @@ async fn shutdown_closes_every_client_with_1001_and_tells_the_handler() {
     assert_eq!(b.closed().await.0.0, 1001);
     stopping.await.unwrap();
     assert!(registry.is_empty());
+}
+
+#[tokio::test]
+async fn shutdown_answers_the_events_already_queued_before_it_closes() {
+    // The first event keeps the handler busy until its deadline; the
+    // second waits behind it when the server is told to stop.
+    let config = Config { sandbox: Sandbox { event_deadline_ms: 200, ..Sandbox::default() }, ..Config::default() };
+    let server = TestServer::with_config(guests::FIXTURE, config).await;
+    let mut client = server.client("k").await;
+    let stuck = client.send("crash", vec![s("sleep")]).await;
+    let count = client.send("count", vec![]).await;
+    let queued = || server.handler.metrics().events_in.get("count").copied();
+    eventually(|| queued().map(drop).ok_or_else(|| "the count never reached the handler's queue".to_owned())).await;
+    let stopping = tokio::spawn(server.stop());
+    let ((code, _), seen) = client.closed().await;
+    assert_eq!(code, 1001);
+    let replies: Vec<_> = seen
+        .into_iter()
+        .filter_map(|message| match message {
+            Message::Event(event) => Some((event.reply_to, event.name)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replies, vec![(Some(stuck), ERROR.to_owned()), (Some(count), "count".to_owned())]);
+    stopping.await.unwrap();
 }
 
 #[test]

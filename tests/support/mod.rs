@@ -163,6 +163,17 @@ impl TestServer {
     }
 }
 
+/// Checks until `check` passes, for up to [`STEP`], for what a test can
+/// only observe by looking (counters, the registry, open files); `Err` says
+/// what was seen, and is the panic message if the time runs out.
+pub async fn eventually(mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = tokio::time::Instant::now() + STEP;
+    while let Err(seen) = check() {
+        assert!(tokio::time::Instant::now() < deadline, "{seen}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// A client speaking the ezez protocol with ws-host's own codec.
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,

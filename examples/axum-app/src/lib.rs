@@ -28,7 +28,7 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
-            closing.close_all();
+            closing.close_all().await;
         })
         .await?;
     chat.shutdown().await;

@@ -124,9 +124,7 @@ impl App {
             }
         }
         drop(listener);
-        for endpoint in &endpoints {
-            endpoint.close_all();
-        }
+        futures_util::future::join_all(endpoints.iter().map(Endpoint::close_all)).await;
         // Plain HTTP requests in flight finish; upgraded connections belong to the endpoints.
         if tokio::time::timeout(Duration::from_secs(10), connections.shutdown()).await.is_err() {
             tracing::warn!("HTTP connections did not finish in time");

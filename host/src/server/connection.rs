@@ -33,7 +33,7 @@ pub const CLOSE_TOO_BIG: (u16, &str) = (1009, "Message too big");
 pub const CLOSE_REJECTED: u16 = 1008;
 /// How long a closing peer gets to finish the close handshake, and the
 /// writer to flush what was queued before the close.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
+pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Most messages the writer buffers before it flushes.
 const WRITE_BURST: usize = 64;
 

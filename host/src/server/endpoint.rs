@@ -140,16 +140,20 @@ impl Endpoint {
         self.inner.connections.spawn(connection);
     }
 
-    /// Refuses new connections and asks every client to close with 1001.
-    pub fn close_all(&self) {
+    /// Refuses new connections, lets the handler answer the events it has
+    /// queued (for up to a second), then asks every client to close with
+    /// 1001: a client's requests in flight when the server stops get their
+    /// replies.
+    pub async fn close_all(&self) {
         self.inner.closed.store(true, Ordering::Release);
+        let _ = tokio::time::timeout(connection::CLOSE_GRACE, self.inner.handler.caught_up()).await;
         self.inner.handler.registry().close_all(CLOSE_GOING_AWAY.0, CLOSE_GOING_AWAY.1);
     }
 
     /// [`close_all`](Self::close_all), then waits until every connection has
     /// finished (the handler has seen each disconnect), at most 10 s.
     pub async fn shutdown(&self) {
-        self.close_all();
+        self.close_all().await;
         let connections = &self.inner.connections;
         connections.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait()).await.is_err() {
