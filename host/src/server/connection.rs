@@ -70,6 +70,7 @@ async fn serve_registered<S>(
     let mut codec: Option<Codec> = None;
     // The close the handler hears about: the peer's, or the one we asked for.
     let mut closed_with: Option<(u16, String)> = None;
+    // Set once the connection is ending: data frames are no longer handled.
     let mut closing = false;
     // A raw handler takes whole messages: no handshake, no codec.
     let raw = handler.version().schema.is_raw();
@@ -84,14 +85,16 @@ async fn serve_registered<S>(
 
     loop {
         let input = tokio::select! {
-            frame = stream.next() => Input::Read(frame),
+            // Nothing is read between ending the connection for bad input
+            // and the close request that follows: the stream may be broken.
+            frame = stream.next(), if !closing || close_deadline.is_some() => Input::Read(frame),
             () = Deadline::wait(&mut auth_deadline), if !session.auth_sent() => Input::AuthTimeout,
             verdict = async { pending_auth.as_mut().expect("guarded").await }, if pending_auth.is_some() => {
                 pending_auth = None;
                 auth_deadline = None;
                 Input::Verdict(verdict)
             }
-            request = control.requested(Half::Reader), if !closing => Input::CloseRequested(request),
+            request = control.requested(Half::Reader), if close_deadline.is_none() => Input::CloseRequested(request),
             () = Deadline::wait(&mut close_deadline) => Input::CloseTimedOut,
         };
         tracing::trace!(input = %input.kind(), "input");
@@ -184,7 +187,10 @@ async fn serve_registered<S>(
                 registry.send_control(id, Message::AuthRejected { reason: reason.clone() });
                 control.request(CLOSE_REJECTED, reason);
             }
-            Action::Close { code, reason } => close_after_replies(&handler, &control, code, reason).await,
+            Action::Close { code, reason } => {
+                closing = true;
+                close_after_replies(&handler, &control, code, reason);
+            }
         }
     }
 
@@ -202,11 +208,15 @@ async fn serve_registered<S>(
 
 /// Asks for a close once the handler has answered the events read before
 /// the frame that ended the connection, so that their replies go out ahead
-/// of the close frame; waits no longer than the close grace period. Boxed:
-/// its state is paid while closing, not in every connection's future.
-async fn close_after_replies(handler: &Handler, control: &Control, code: u16, reason: &str) {
-    let _ = Box::pin(tokio::time::timeout(CLOSE_GRACE, handler.caught_up())).await;
-    control.request(code, reason);
+/// of the close frame; waits no longer than the close grace period. In a
+/// task of its own: awaited in the reader, its state made every idle
+/// connection's task ~0.5 KiB larger (the next allocation size up).
+fn close_after_replies(handler: &Handler, control: &Arc<Control>, code: u16, reason: &'static str) {
+    let (handler, control) = (handler.clone(), control.clone());
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(CLOSE_GRACE, handler.caught_up()).await;
+        control.request(code, reason);
+    });
 }
 
 /// A timer that is allocated only while it runs.
