@@ -31,8 +31,8 @@ pub const CLOSE_INVALID_UTF8: (u16, &str) = (1007, "Invalid UTF-8");
 pub const CLOSE_TOO_BIG: (u16, &str) = (1009, "Message too big");
 /// Close code after an auth rejection.
 pub const CLOSE_REJECTED: u16 = 1008;
-/// How long a closing peer gets to finish the close handshake, and the
-/// writer to flush what was queued before the close.
+/// How long the handler gets to answer what was queued before a close, a
+/// closing peer to finish the close handshake, and the writer to flush.
 pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Most messages the writer buffers before it flushes.
 const WRITE_BURST: usize = 64;
