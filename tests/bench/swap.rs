@@ -18,6 +18,17 @@ const PHASE: Duration = Duration::from_secs(2);
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    const HELP: &str = "bench-swap: how long a hot swap takes (small and large components, with and without the \
+                        compile cache) and the latency of events during swaps. No options: \
+                        `cargo run -p ws-host-tests --bin bench-swap`, or the end of `bash tests/bench/run.sh`.";
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("--help" | "-h") => return println!("{HELP}"),
+        Some(_) => {
+            eprintln!("{HELP}");
+            std::process::exit(2);
+        }
+    }
     println!("ws-host hot-swap benchmark ({} cores)\n", std::thread::available_parallelism().map_or(1, |n| n.get()));
     swap_times().await;
     latency_during_swaps().await;

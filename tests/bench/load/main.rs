@@ -18,12 +18,8 @@
 //! connection that keeps hundreds of requests in flight.
 //!
 //! Run through `bash tests/bench/run.sh`, which pins the servers to one core
-//! and this generator to the other. Knobs (environment): `BENCH_SECONDS`
-//! per run (2), `BENCH_REPEATS` runs per echo row, each server's median
-//! printed (3), `BENCH_CONNECTIONS` ("1,100,1000"), `BENCH_PAYLOADS`
-//! ("20,1024,16384"), `BENCH_MEMBERS` (1000), `BENCH_IDLE` (10000),
-//! `BENCH_LOAD` (the fixed rate as a fraction of native capacity, 0.8; 0
-//! skips the fixed-rate runs).
+//! and this generator to the other. The knobs are in [`HELP`]
+//! (`bench-load --help`).
 
 mod client;
 mod echo;
@@ -40,6 +36,26 @@ use servers::{Kind, Language, Server};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// What `--help` prints: the knobs, all read from the environment.
+const HELP: &str = "\
+bench-load: ws-host's load benchmark, with its baselines in the same run (a native-handler ws-host,
+Node.js ws + @ezez/utils, a bare tokio-tungstenite echo). Run it through `bash tests/bench/run.sh`,
+which builds everything, pins the servers to cpu 0 and this generator to cpu 1.
+
+Knobs (environment, defaults in brackets):
+  BENCH_PHASES       phases to run, of echo, fanout, flood, idle, languages, cluster
+                     [echo,fanout,idle,languages,cluster]
+  BENCH_SECONDS      seconds per run [2]
+  BENCH_REPEATS      runs per echo row, each server's median printed [3]
+  BENCH_CONNECTIONS  echo connections [1,100,1000]
+  BENCH_PAYLOADS     echo payload bytes [20,1024,16384]
+  BENCH_MEMBERS      fan-out room members [1000]
+  BENCH_IDLE         idle connections held [10000]
+  BENCH_LOAD         the fixed rate, as a fraction of the native server's capacity; 0 skips it [0.8]
+  WS_HOST_BIN        the ws-host binary to start (required; run.sh sets it)
+  SERVER_CPU         the cpu to pin the servers to with taskset [none]
+  GUEST_ECHO         the echo component the wasm server serves [the built examples/guests/echo]";
+
 const ECHO_SERVERS: [Kind; 4] = [Kind::Wasm, Kind::Native, Kind::Node, Kind::Bare];
 const FANOUT_SERVERS: [Kind; 3] = [Kind::Wasm, Kind::Native, Kind::Node];
 
@@ -50,8 +66,9 @@ async fn main() {
         [flag, role] if flag == "--serve" && role == "native" => return servers::serve_native().await,
         [flag, role] if flag == "--serve" && role == "bare" => return servers::serve_bare().await,
         [] => {}
+        [flag] if flag == "--help" || flag == "-h" => return println!("{HELP}"),
         _ => {
-            eprintln!("usage: bench-load (run through `bash tests/bench/run.sh`; knobs in the module docs)");
+            eprintln!("{HELP}");
             std::process::exit(2);
         }
     }
