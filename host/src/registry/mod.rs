@@ -21,7 +21,6 @@ use std::time::Duration;
 
 // Looked up by every delivery (foldhash: a fraction of SipHash's cost).
 use foldhash::HashMap;
-use tokio::sync::mpsc;
 
 use crate::codec::{Frame, Message, OutgoingEvent};
 use crate::config::Config;
@@ -35,7 +34,7 @@ mod remote;
 pub use control::{Control, Half, MAX_CLOSE_REASON_BYTES, Place, close_code_allowed};
 pub use heartbeat::CLOSE_SILENT;
 pub use outbound::{CLOSE_SLOW_READER, Outbound, Outbox};
-use outbound::{Full, Queue};
+use outbound::{Full, Queue, Slot};
 pub use remote::{ClientState, JoinError, Peers, Update};
 
 /// A connection's id, unique in this process, and across a cluster: the
@@ -468,7 +467,7 @@ impl Registry {
     /// queue (in messages or bytes) means a reader that does not keep up,
     /// and it is disconnected rather than let memory grow. Called with the
     /// state locked, so the bytes counted cannot race past the limit.
-    fn reserve<'a>(&self, client: &'a Client, bytes: usize) -> Option<mpsc::Permit<'a, Outbound>> {
+    fn reserve<'a>(&self, client: &'a Client, bytes: usize) -> Option<Slot<'a>> {
         let full = match client.queue.reserve(bytes, self.queue_bytes) {
             Ok(slot) => return Some(slot),
             Err(Full::Closed) => return None,
@@ -520,8 +519,8 @@ mod tests {
         registry.set_authenticated(a.id);
         assert_eq!(registry.deliver(&Target::All, event()), 1);
         assert_eq!(registry.deliver(&Target::Client(b.id), event()), 0);
-        assert!(a.outbox.try_recv().is_ok());
-        assert!(b.outbox.try_recv().is_err());
+        assert!(a.outbox.try_recv().is_some());
+        assert!(b.outbox.try_recv().is_none());
     }
 
     #[test]
@@ -530,7 +529,7 @@ mod tests {
         let mut a = registry.connect();
         registry.send_to(a.id, event());
         match a.outbox.try_recv() {
-            Ok(Outbound::Event(event)) => assert_eq!(Arc::strong_count(&event), 1),
+            Some(Outbound::Event(event)) => assert_eq!(Arc::strong_count(&event), 1),
             other => panic!("expected the event, got {other:?}"),
         }
         assert_eq!(registry.metrics().snapshot().events_out.get("x"), Some(&1));
@@ -560,13 +559,13 @@ mod tests {
         let (mut quiet, mut talking) = (registry.connect(), registry.connect());
         registry.ping_round();
         for client in [&mut quiet, &mut talking] {
-            assert!(matches!(client.outbox.try_recv(), Ok(Outbound::Ping)), "new clients count as heard");
+            assert!(matches!(client.outbox.try_recv(), Some(Outbound::Ping)), "new clients count as heard");
         }
         talking.control.heard();
         registry.ping_round();
-        assert!(matches!(talking.outbox.try_recv(), Ok(Outbound::Ping)));
+        assert!(matches!(talking.outbox.try_recv(), Some(Outbound::Ping)));
         assert_eq!(talking.control.current(), None);
-        assert!(quiet.outbox.try_recv().is_err(), "no second ping for a silent client");
+        assert!(quiet.outbox.try_recv().is_none(), "no second ping for a silent client");
         assert_eq!(quiet.control.current(), Some((CLOSE_SILENT.0, CLOSE_SILENT.1.into())));
 
         // While a reader waits for the handler, and in the round after, nobody is closed.
@@ -579,7 +578,7 @@ mod tests {
         assert_eq!(waiting.control.current(), None);
         registry.ping_round();
         assert_eq!(waiting.control.current(), Some((CLOSE_SILENT.0, CLOSE_SILENT.1.into())));
-        assert!(waiting.outbox.try_recv().is_ok());
+        assert!(waiting.outbox.try_recv().is_some());
     }
 
     #[tokio::test]

@@ -1,11 +1,12 @@
 //! A client's outbound queue: what the registry hands the connection's
 //! writer, bounded in messages and in bytes.
 
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
-use tokio::sync::mpsc;
+use futures_util::task::AtomicWaker;
 
 use crate::codec::{Frame, Message, OutgoingEvent};
 
@@ -13,8 +14,7 @@ use crate::codec::{Frame, Message, OutgoingEvent};
 pub const CLOSE_SLOW_READER: u16 = 1008;
 
 /// What the writer side of a connection sends. Pointer-sized variants: a
-/// connection's queue allocates its first block of 32 slots up front, so
-/// the size of this type is paid by every idle connection.
+/// connection keeps its queue's slots once it has been sent something.
 #[derive(Debug)]
 pub enum Outbound {
     /// An event: the writer gives it the connection's next event id.
@@ -45,16 +45,49 @@ impl Outbound {
 /// A new queue of at most `capacity` messages: the registry's end and the
 /// writer's.
 pub(super) fn queue(capacity: usize) -> (Queue, Outbox) {
-    let (sender, receiver) = mpsc::channel(capacity);
-    let queued = Arc::new(AtomicUsize::new(0));
-    (Queue { sender, queued: queued.clone() }, Outbox { receiver, queued })
+    let shared = Arc::new(Shared::default());
+    (Queue { shared: shared.clone(), capacity }, Outbox { shared })
+}
+
+/// A queue under a lock and the writer's waker, in one allocation: a tokio
+/// channel here cost every connection ~1 KiB (its cache-padded state and a
+/// first block of 32 slots, allocated up front) and, with a thousand
+/// connections, showed among the first touches of cold memory in profiles
+/// (BENCHMARKS.md). The lock is held for a push or a pop, never across an
+/// await.
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    writer: AtomicWaker,
+}
+
+#[derive(Default)]
+struct State {
+    items: VecDeque<Outbound>,
+    /// Bytes queued and not yet taken by the writer.
+    bytes: usize,
+    /// The registry forgot the client: the writer gets what is left, then
+    /// the end.
+    registry_gone: bool,
+    writer_gone: bool,
+}
+
+/// A queue that held more than this many items gives its memory back once
+/// drained (a fan-out burst must not stay allocated on an idle connection).
+const KEPT_CAPACITY: usize = 8;
+
+impl Shared {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the queue consistent: every
+        // change under it is a single push, pop or flag.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// The registry's end of a client's queue.
 pub(super) struct Queue {
-    sender: mpsc::Sender<Outbound>,
-    /// Bytes queued and not yet taken by the writer.
-    queued: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
+    capacity: usize,
 }
 
 /// Why a queue had no room.
@@ -78,51 +111,101 @@ impl fmt::Display for Full {
 impl Queue {
     /// A place for an item of `bytes`, without waiting, if the queue holds
     /// fewer messages than its capacity and, with it, at most `max_bytes`
-    /// (an empty queue takes any one item).
-    pub(super) fn reserve(&self, bytes: usize, max_bytes: usize) -> Result<mpsc::Permit<'_, Outbound>, Full> {
-        let queued = self.queued.load(Ordering::Relaxed);
-        if queued != 0 && queued.saturating_add(bytes) > max_bytes {
-            return Err(Full::Bytes(queued));
+    /// (an empty queue takes any one item). The queue stays locked until
+    /// the place is used or dropped.
+    pub(super) fn reserve(&self, bytes: usize, max_bytes: usize) -> Result<Slot<'_>, Full> {
+        let state = self.shared.state();
+        if state.writer_gone {
+            return Err(Full::Closed);
         }
-        match self.sender.try_reserve() {
-            Ok(slot) => {
-                self.queued.fetch_add(bytes, Ordering::Relaxed);
-                Ok(slot)
-            }
-            Err(mpsc::error::TrySendError::Full(())) => Err(Full::Messages(self.sender.max_capacity())),
-            Err(mpsc::error::TrySendError::Closed(())) => Err(Full::Closed),
+        if state.items.len() >= self.capacity {
+            return Err(Full::Messages(self.capacity));
         }
+        if state.bytes != 0 && state.bytes.saturating_add(bytes) > max_bytes {
+            return Err(Full::Bytes(state.bytes));
+        }
+        Ok(Slot { state, writer: &self.shared.writer })
+    }
+}
+
+/// A reserved place in a client's queue.
+pub(super) struct Slot<'a> {
+    state: std::sync::MutexGuard<'a, State>,
+    writer: &'a AtomicWaker,
+}
+
+impl Slot<'_> {
+    pub(super) fn send(mut self, item: Outbound) {
+        self.state.bytes += item.size();
+        self.state.items.push_back(item);
+        drop(self.state);
+        self.writer.wake();
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        self.shared.state().registry_gone = true;
+        self.shared.writer.wake();
     }
 }
 
 /// The writer's end of a client's outbound queue: what it takes no longer
 /// counts against the client's queued bytes.
 pub struct Outbox {
-    receiver: mpsc::Receiver<Outbound>,
-    queued: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
 }
 
 impl Outbox {
-    /// The next item; cancel safe, as `mpsc::Receiver::recv` is.
+    /// The next item, or `None` once the registry has forgotten the client
+    /// and nothing is left; cancel safe (an item is taken only when
+    /// returned).
     pub async fn recv(&mut self) -> Option<Outbound> {
-        let item = self.receiver.recv().await?;
-        self.taken(&item);
-        Some(item)
+        std::future::poll_fn(|cx| {
+            if let Some(item) = self.try_recv() {
+                return Poll::Ready(Some(item));
+            }
+            // Registered before looking again, so a push in between wakes.
+            self.shared.writer.register(cx.waker());
+            let mut state = self.shared.state();
+            match take(&mut state) {
+                Some(item) => Poll::Ready(Some(item)),
+                None if state.registry_gone => Poll::Ready(None),
+                None => Poll::Pending,
+            }
+        })
+        .await
     }
 
-    pub fn try_recv(&mut self) -> Result<Outbound, mpsc::error::TryRecvError> {
-        let item = self.receiver.try_recv()?;
-        self.taken(&item);
-        Ok(item)
+    /// The next item, if one is queued.
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        take(&mut self.shared.state())
     }
+}
 
-    fn taken(&self, item: &Outbound) {
-        self.queued.fetch_sub(item.size(), Ordering::Relaxed);
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let mut state = self.shared.state();
+        state.writer_gone = true;
+        state.items = VecDeque::new();
+        state.bytes = 0;
     }
+}
+
+/// Takes the first item, and gives back the memory of a drained burst.
+fn take(state: &mut State) -> Option<Outbound> {
+    let item = state.items.pop_front()?;
+    state.bytes -= item.size();
+    if state.items.is_empty() && state.items.capacity() > KEPT_CAPACITY {
+        state.items = VecDeque::new();
+    }
+    Some(item)
 }
 
 #[cfg(test)]
 mod tests {
+    use futures_util::FutureExt;
+
     use super::*;
 
     fn event(text: &str) -> Outbound {
@@ -130,7 +213,6 @@ mod tests {
         Outbound::Event(Arc::new(OutgoingEvent::new("x", None, args)))
     }
 
-    /// Queues `item` with a byte limit of `max_bytes`.
     fn push(queue: &Queue, item: Outbound, max_bytes: usize) -> Result<(), Full> {
         queue.reserve(item.size(), max_bytes).map(|slot| slot.send(item))
     }
@@ -147,5 +229,31 @@ mod tests {
         assert!(matches!(push(&queue, event(""), 10), Err(Full::Messages(2))));
         drop(outbox);
         assert!(matches!(push(&queue, event(""), 10), Err(Full::Closed)));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_writer_is_woken_by_a_push_and_ends_after_what_is_left() {
+        let (queue, mut outbox) = queue(8);
+        let mut waiting = Box::pin(outbox.recv());
+        assert!((&mut waiting).now_or_never().is_none(), "nothing queued: it waits");
+        let pusher = std::thread::spawn(move || {
+            push(&queue, Outbound::Ping, 100).ok().expect("room");
+            push(&queue, Outbound::Ping, 100).ok().expect("room");
+            // The registry forgets the client: what is queued still goes out.
+        });
+        assert!(matches!(waiting.await, Some(Outbound::Ping)));
+        pusher.join().unwrap();
+        assert!(matches!(outbox.recv().await, Some(Outbound::Ping)));
+        assert!(outbox.recv().await.is_none(), "the registry's end is gone and the queue is empty");
+    }
+
+    #[test]
+    fn a_drained_burst_gives_its_memory_back() {
+        let (queue, mut outbox) = queue(1000);
+        for _ in 0..100 {
+            push(&queue, Outbound::Ping, usize::MAX).ok().expect("room");
+        }
+        while outbox.try_recv().is_some() {}
+        assert_eq!(queue.shared.state().items.capacity(), 0);
     }
 }

@@ -330,8 +330,8 @@ async fn write_loop<S>(
                             break;
                         }
                         match outbox.try_recv() {
-                            Ok(item) => written = sink.feed(encode(item)).await,
-                            Err(_) => break,
+                            Some(item) => written = sink.feed(encode(item)).await,
+                            None => break,
                         }
                     }
                     if written.is_err() || sink.flush().await.is_err() {
@@ -344,7 +344,7 @@ async fn write_loop<S>(
         }
     };
     let flush = async {
-        while let Ok(item) = outbox.try_recv() {
+        while let Some(item) = outbox.try_recv() {
             sink.feed(encode(item)).await?;
         }
         let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
