@@ -72,7 +72,7 @@ struct State {
     writer_gone: bool,
 }
 
-/// A queue that held more than this many items gives its memory back once
+/// A queue whose buffer grew past this many slots gives it back once
 /// drained (a fan-out burst must not stay allocated on an idle connection).
 const KEPT_CAPACITY: usize = 8;
 
