@@ -4,7 +4,7 @@
 
 use ws_host::codec::{ERROR, Event, Message, Value};
 use ws_host::{Config, Sandbox};
-use ws_host_tests::{Client, TestServer, eventually, guests, logs, n, s};
+use ws_host_tests::{Client, TestServer, eventually, guests, logs, n, replies, s};
 
 fn id_of(reply: &Event) -> u64 {
     match reply.args.as_slice() {
@@ -185,14 +185,11 @@ async fn shutdown_answers_the_events_already_queued_before_it_closes() {
     let stopping = tokio::spawn(server.stop());
     let ((code, _), seen) = client.closed().await;
     assert_eq!(code, 1001);
-    let replies: Vec<_> = seen
-        .into_iter()
-        .filter_map(|message| match message {
-            Message::Event(event) => Some((event.reply_to, event.name)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(replies, vec![(Some(stuck), ERROR.to_owned()), (Some(count), "count".to_owned())]);
+    let failed = vec![s("crash: the handler failed on this event")];
+    assert_eq!(
+        replies(seen),
+        vec![(Some(stuck), ERROR.to_owned(), failed), (Some(count), "count".to_owned(), vec![n(1.0)])]
+    );
     stopping.await.unwrap();
 }
 

@@ -4,7 +4,7 @@
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use ws_host::codec::{ERROR, Event, Message, Value};
 use ws_host::{BeforeAuth, Config, Sandbox};
-use ws_host_tests::{Client, TestServer, guests, logs, n, runtime, s};
+use ws_host_tests::{Client, TestServer, guests, logs, n, replies, runtime, s};
 
 fn auth_version(version: Value) -> Message {
     Message::Auth { key: "k".into(), version }
@@ -203,15 +203,11 @@ async fn replies_to_the_events_before_a_malformed_frame_go_out_ahead_of_the_clos
     client.send_frame(WsMessage::Binary(bytes::Bytes::from_static(b"4q\0test\0"))).await;
     let ((code, _), seen) = client.closed().await;
     assert_eq!(code, 1002);
-    let replies: Vec<_> = seen
-        .into_iter()
-        .filter_map(|message| match message {
-            Message::Event(event) => Some((event.reply_to, event.name, event.args)),
-            _ => None,
-        })
-        .collect();
     let failed = vec![s("crash: the handler failed on this event")];
-    assert_eq!(replies, vec![(Some(stuck), ERROR.to_owned(), failed), (Some(count), "count".to_owned(), vec![n(1.0)])]);
+    assert_eq!(
+        replies(seen),
+        vec![(Some(stuck), ERROR.to_owned(), failed), (Some(count), "count".to_owned(), vec![n(1.0)])]
+    );
 }
 
 #[tokio::test]

@@ -163,6 +163,18 @@ impl TestServer {
     }
 }
 
+/// The events among `messages` (what [`Client::closed`] saw), as the
+/// request each answers, its name and its arguments.
+pub fn replies(messages: Vec<Message>) -> Vec<(Option<u64>, String, Vec<Value>)> {
+    messages
+        .into_iter()
+        .filter_map(|message| match message {
+            Message::Event(event) => Some((event.reply_to, event.name, event.args)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Checks until `check` passes, for up to [`STEP`], for what a test can
 /// only observe by looking (counters, the registry, open files); `Err` says
 /// what was seen, and is the panic message if the time runs out.
