@@ -143,10 +143,13 @@ impl Endpoint {
     /// Refuses new connections, lets the handler answer the events it has
     /// queued (for up to a second), then asks every client to close with
     /// 1001: a client's requests in flight when the server stops get their
-    /// replies.
+    /// replies. A second call (as [`shutdown`](Self::shutdown) makes) does
+    /// not wait for the handler again; its close requests reach connections
+    /// whose upgrade finished in between.
     pub async fn close_all(&self) {
-        self.inner.closed.store(true, Ordering::Release);
-        let _ = tokio::time::timeout(connection::CLOSE_GRACE, self.inner.handler.caught_up()).await;
+        if !self.inner.closed.swap(true, Ordering::AcqRel) {
+            let _ = tokio::time::timeout(connection::CLOSE_GRACE, self.inner.handler.caught_up()).await;
+        }
         self.inner.handler.registry().close_all(CLOSE_GOING_AWAY.0, CLOSE_GOING_AWAY.1);
     }
 
