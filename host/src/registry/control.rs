@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::Poll;
+use std::task::{Poll, Wake, Waker};
 
 use futures_util::task::AtomicWaker;
 use tokio::sync::Semaphore;
@@ -23,29 +23,25 @@ pub fn close_code_allowed(code: u16) -> bool {
 }
 
 /// A connection's shared state: the request to close it (raised by anyone:
-/// the handler, the registry, the reader; seen by both halves of the
-/// connection), whether the reader heard from the peer since the registry's
+/// the handler, the registry, the connection itself; seen by the
+/// connection's task), whether the connection heard from the peer since the registry's
 /// last ping round (the `heartbeat` module), and the places its events may
 /// still take in the handler's queue ([`Place`]).
 ///
-/// The close request is a cell set once and a waker per half, not a
-/// `watch` channel: each half waits for it on every turn of its loop, and a
+/// The close request is a cell set once and a waker, not a `watch`
+/// channel: the connection waits for it on every turn of its loop, and a
 /// `watch` wait subscribed and queued a waiter under a lock each time
-/// (~1.4k instructions per echo for the two halves, and 0.4 KiB more per
-/// idle connection: BENCHMARKS.md).
+/// (~1.4k instructions per echo, and 0.4 KiB more per idle connection:
+/// BENCHMARKS.md).
 #[derive(Debug)]
 pub struct Control {
     close: OnceLock<(u16, String)>,
-    waiting: [AtomicWaker; 2],
+    /// The connection's task, woken by a close request and by its socket.
+    task: AtomicWaker,
+    /// The socket woke the task since the connection last read.
+    socket_woke: AtomicBool,
     heard: AtomicBool,
     places: Semaphore,
-}
-
-/// The two halves of a connection, each waiting for a close request.
-#[derive(Debug, Clone, Copy)]
-pub enum Half {
-    Reader = 0,
-    Writer = 1,
 }
 
 /// One of a client's places in its handler's event queue, held by a queued
@@ -70,7 +66,8 @@ impl Control {
         // A new connection counts as heard: the first round pings it.
         Control {
             close: OnceLock::new(),
-            waiting: Default::default(),
+            task: AtomicWaker::new(),
+            socket_woke: AtomicBool::new(true),
             heard: AtomicBool::new(true),
             places: Semaphore::new(places),
         }
@@ -109,7 +106,7 @@ impl Control {
             1011
         };
         if self.close.set((code, reason)).is_ok() {
-            self.waiting.iter().for_each(AtomicWaker::wake);
+            self.task.wake();
         }
     }
 
@@ -118,24 +115,55 @@ impl Control {
         self.close.get().cloned()
     }
 
-    /// Waits until a close is requested, and says how. One task per `half`
-    /// waits at a time: a later wait of the same half takes its waker over.
-    pub fn requested(&self, half: Half) -> impl Future<Output = (u16, String)> + '_ {
+    /// Waits until a close is requested, and says how. One task waits at a
+    /// time (the connection's): a later wait takes the waker over.
+    pub fn requested(&self) -> impl Future<Output = (u16, String)> + '_ {
         std::future::poll_fn(move |cx| {
             // Registered before looking, so a request in between still wakes.
-            self.waiting[half as usize].register(cx.waker());
+            self.task.register(cx.waker());
             self.close.get().map_or(Poll::Pending, |request| Poll::Ready(request.clone()))
         })
+    }
+
+    /// Whether the socket woke the connection's task since the last call
+    /// (true at first); `task` is woken when it does. The connection reads
+    /// with `Waker::from` this `Control`, and only when this says so: its
+    /// task is woken for writes too, and reading on each of those touched
+    /// the read side's cold state for nothing (BENCHMARKS.md).
+    pub fn socket_woke(&self, task: &Waker) -> bool {
+        // Registered before looking, so a wake in between is not lost.
+        self.task.register(task);
+        self.socket_woke.swap(false, Ordering::SeqCst)
+    }
+
+    /// The last read returned a message: more may be buffered, so the next
+    /// turn reads again without a wake from the socket.
+    pub fn read_again(&self) {
+        self.socket_woke.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The waker the connection reads with: it marks the socket's wake.
+impl Wake for Control {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.socket_woke.store(true, Ordering::SeqCst);
+        self.task.wake();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
 
     use futures_util::FutureExt;
 
-    use super::{Control, Half, Registry};
+    use super::{Control, Registry};
 
     #[test]
     fn a_close_request_is_one_a_close_frame_can_carry() {
@@ -148,20 +176,39 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn both_halves_waiting_hear_of_a_close_request() {
+    async fn a_waiting_connection_hears_of_a_close_request() {
         let control = Arc::new(Control::new(1));
-        let waiting = [Half::Reader, Half::Writer].map(|half| {
+        let waiting = tokio::spawn({
             let control = control.clone();
-            tokio::spawn(async move { control.requested(half).await })
+            async move { control.requested().await }
         });
         tokio::task::yield_now().await;
-        assert!(waiting.iter().all(|task| !task.is_finished()), "no request yet");
+        assert!(!waiting.is_finished(), "no request yet");
         control.request(4000, "bye");
-        for task in waiting {
-            assert_eq!(task.await.unwrap(), (4000, "bye".into()));
-        }
-        let late = control.requested(Half::Reader).now_or_never();
+        assert_eq!(waiting.await.unwrap(), (4000, "bye".into()));
+        let late = control.requested().now_or_never();
         assert_eq!(late, Some((4000, "bye".into())), "a wait begun after the request ends at once");
+    }
+
+    #[test]
+    fn a_wake_from_the_socket_wakes_the_task_and_says_so_once() {
+        struct Counter(AtomicUsize);
+        impl Wake for Counter {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let counter = Arc::new(Counter(AtomicUsize::new(0)));
+        let task = Waker::from(counter.clone());
+        let control = Arc::new(Control::new(1));
+        assert!(control.socket_woke(&task), "a new connection reads at once");
+        assert!(!control.socket_woke(&task), "then waits for its socket");
+        Waker::from(control.clone()).wake();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "the socket's wake reaches the task");
+        assert!(control.socket_woke(&task));
+        assert!(!control.socket_woke(&task), "once");
+        control.read_again();
+        assert!(control.socket_woke(&task), "a read that returned a message reads again");
     }
 
     #[tokio::test]

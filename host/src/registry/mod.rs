@@ -31,7 +31,7 @@ mod heartbeat;
 mod outbound;
 mod remote;
 
-pub use control::{Control, Half, MAX_CLOSE_REASON_BYTES, Place, close_code_allowed};
+pub use control::{Control, MAX_CLOSE_REASON_BYTES, Place, close_code_allowed};
 pub use heartbeat::CLOSE_SILENT;
 pub use outbound::{CLOSE_SLOW_READER, Outbound, Outbox};
 use outbound::{Full, Queue, Slot};
@@ -588,6 +588,6 @@ mod tests {
         registry.set_authenticated(c.id);
         assert_eq!(registry.deliver(&Target::All, event()), 1);
         assert_eq!(registry.deliver(&Target::All, event()), 0);
-        assert_eq!(c.control.requested(Half::Writer).await, (CLOSE_SLOW_READER, "Outbound queue full".into()));
+        assert_eq!(c.control.requested().await, (CLOSE_SLOW_READER, "Outbound queue full".into()));
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
@@ -46,7 +47,7 @@ impl Outbound {
 /// writer's.
 pub(super) fn queue(capacity: usize) -> (Queue, Outbox) {
     let shared = Arc::new(Shared::default());
-    (Queue { shared: shared.clone(), capacity }, Outbox { shared })
+    (Queue { shared: shared.clone(), capacity }, Outbox { shared, unread: false })
 }
 
 /// A queue under a lock and the writer's waker, in one allocation: a tokio
@@ -59,6 +60,10 @@ pub(super) fn queue(capacity: usize) -> (Queue, Outbox) {
 struct Shared {
     state: Mutex<State>,
     writer: AtomicWaker,
+    /// Set by every push and by the registry's end going away, taken by the
+    /// writer: a writer polled for another reason (its connection read a
+    /// frame) learns without the lock that nothing new is queued.
+    pushed: AtomicBool,
 }
 
 #[derive(Default)]
@@ -124,14 +129,14 @@ impl Queue {
         if state.bytes != 0 && state.bytes.saturating_add(bytes) > max_bytes {
             return Err(Full::Bytes(state.bytes));
         }
-        Ok(Slot { state, writer: &self.shared.writer })
+        Ok(Slot { state, shared: &self.shared })
     }
 }
 
 /// A reserved place in a client's queue.
 pub(super) struct Slot<'a> {
     state: std::sync::MutexGuard<'a, State>,
-    writer: &'a AtomicWaker,
+    shared: &'a Shared,
 }
 
 impl Slot<'_> {
@@ -139,13 +144,15 @@ impl Slot<'_> {
         self.state.bytes += item.size();
         self.state.items.push_back(item);
         drop(self.state);
-        self.writer.wake();
+        self.shared.pushed.store(true, Ordering::SeqCst);
+        self.shared.writer.wake();
     }
 }
 
 impl Drop for Queue {
     fn drop(&mut self) {
         self.shared.state().registry_gone = true;
+        self.shared.pushed.store(true, Ordering::SeqCst);
         self.shared.writer.wake();
     }
 }
@@ -154,30 +161,37 @@ impl Drop for Queue {
 /// counts against the client's queued bytes.
 pub struct Outbox {
     shared: Arc<Shared>,
+    /// The queue may hold items this end has not taken yet.
+    unread: bool,
 }
 
 impl Outbox {
     /// The next item, or `None` once the registry has forgotten the client
-    /// and nothing is left; cancel safe (an item is taken only when
-    /// returned).
-    pub async fn recv(&mut self) -> Option<Outbound> {
-        std::future::poll_fn(|cx| {
-            if let Some(item) = self.try_recv() {
+    /// and nothing is left; when there is none yet, the task is woken by
+    /// the next push.
+    pub fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Option<Outbound>> {
+        loop {
+            if !self.unread {
+                // Registered before looking, so a push in between wakes.
+                self.shared.writer.register(cx.waker());
+                if !self.shared.pushed.swap(false, Ordering::SeqCst) {
+                    return Poll::Pending;
+                }
+                self.unread = true;
+            }
+            let mut state = self.shared.state();
+            if let Some(item) = take(&mut state) {
                 return Poll::Ready(Some(item));
             }
-            // Registered before looking again, so a push in between wakes.
-            self.shared.writer.register(cx.waker());
-            let mut state = self.shared.state();
-            match take(&mut state) {
-                Some(item) => Poll::Ready(Some(item)),
-                None if state.registry_gone => Poll::Ready(None),
-                None => Poll::Pending,
+            if state.registry_gone {
+                return Poll::Ready(None);
             }
-        })
-        .await
+            self.unread = false;
+        }
     }
 
-    /// The next item, if one is queued.
+    /// The next item, if one is queued (for tests: the connection polls).
+    #[cfg(test)]
     pub fn try_recv(&mut self) -> Option<Outbound> {
         take(&mut self.shared.state())
     }
@@ -234,7 +248,7 @@ mod tests {
     #[tokio::test]
     async fn a_waiting_writer_is_woken_by_a_push_and_ends_after_what_is_left() {
         let (queue, mut outbox) = queue(8);
-        let mut waiting = Box::pin(outbox.recv());
+        let mut waiting = Box::pin(std::future::poll_fn(|cx| outbox.poll_recv(cx)));
         assert!((&mut waiting).now_or_never().is_none(), "nothing queued: it waits");
         let pusher = std::thread::spawn(move || {
             push(&queue, Outbound::Ping, 100).ok().expect("room");
@@ -243,8 +257,9 @@ mod tests {
         });
         assert!(matches!(waiting.await, Some(Outbound::Ping)));
         pusher.join().unwrap();
-        assert!(matches!(outbox.recv().await, Some(Outbound::Ping)));
-        assert!(outbox.recv().await.is_none(), "the registry's end is gone and the queue is empty");
+        let mut recv = std::future::poll_fn(|cx| outbox.poll_recv(cx));
+        assert!(matches!((&mut recv).await, Some(Outbound::Ping)));
+        assert!(recv.await.is_none(), "the registry's end is gone and the queue is empty");
     }
 
     #[test]

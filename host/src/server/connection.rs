@@ -1,9 +1,11 @@
-//! One WebSocket connection: a reader that decodes frames and drives the
-//! session, and a writer that numbers and encodes outgoing events. Generic
-//! over the byte stream, so every listener mode shares it.
+//! One WebSocket connection, served by one task: it reads and decodes
+//! frames and drives the session, and its [`Writer`] numbers, encodes and
+//! writes outgoing events. Generic over the byte stream, so every listener
+//! mode shares it.
 
+use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -16,7 +18,7 @@ use tracing::Instrument;
 
 use crate::codec::{Codec, Frame, Message};
 use crate::config::Config;
-use crate::registry::{Connection, Control, Half, Outbound, Outbox};
+use crate::registry::{Connection, Control, Outbound, Outbox};
 use crate::runtime::metrics::{HandlerMetrics, Refusal};
 use crate::runtime::{Handler, RequestInfo};
 use crate::session::{Action, INVALID_AUTH_KEY, Session};
@@ -48,7 +50,7 @@ where
 }
 
 async fn serve_registered<S>(
-    ws: WebSocketStream<S>,
+    mut ws: WebSocketStream<S>,
     request: RequestInfo,
     handler: Handler,
     config: Arc<Config>,
@@ -59,10 +61,8 @@ async fn serve_registered<S>(
     let registry = handler.registry().clone();
     tracing::debug!(path = %request.path, remote = ?request.remote_addr, "connected");
 
-    let (sink, mut stream) = ws.split();
-    let json = Arc::new(AtomicBool::new(false));
-    let writer = tokio::spawn(write_loop(sink, outbox, control.clone(), json.clone()));
-
+    let mut writer = Writer::new(outbox);
+    let socket_waker = Waker::from(control.clone());
     let mut session = Session::new(config.messages_before_auth, config.pre_auth_queue_bytes);
     // One auth attempt per connection: the request is not kept after it.
     let mut request = Some(request);
@@ -80,22 +80,35 @@ async fn serve_registered<S>(
     let mut close_deadline: Option<Deadline> = None;
     if raw {
         registry.set_authenticated(id);
-        handler.auth_ok(id).await;
+        writer.sending_while(&mut ws, pin!(handler.auth_ok(id))).await;
     }
 
     loop {
+        // Nothing is read between ending the connection for bad input and
+        // the close request that follows: the stream may be broken.
+        let reading = !closing || close_deadline.is_some();
         let input = tokio::select! {
-            // Nothing is read between ending the connection for bad input
-            // and the close request that follows: the stream may be broken.
-            frame = stream.next(), if !closing || close_deadline.is_some() => Input::Read(frame),
+            // In this order, so that a client whose frames are always ready
+            // cannot keep the others from being seen.
+            biased;
+            request = control.requested(), if close_deadline.is_none() => Input::CloseRequested(request),
+            () = Deadline::wait(&mut close_deadline) => Input::CloseTimedOut,
             () = Deadline::wait(&mut auth_deadline), if !session.auth_sent() => Input::AuthTimeout,
             verdict = async { pending_auth.as_mut().expect("guarded").await }, if pending_auth.is_some() => {
                 pending_auth = None;
                 auth_deadline = None;
                 Input::Verdict(verdict)
             }
-            request = control.requested(Half::Reader), if close_deadline.is_none() => Input::CloseRequested(request),
-            () = Deadline::wait(&mut close_deadline) => Input::CloseTimedOut,
+            frame = std::future::poll_fn(|cx| {
+                // One task reads and writes: what is queued goes out first.
+                let _ = writer.poll_send(&mut ws, cx);
+                if !reading || !control.socket_woke(cx.waker()) {
+                    return Poll::Pending;
+                }
+                let frame = ready!(ws.poll_next_unpin(&mut Context::from_waker(&socket_waker)));
+                control.read_again();
+                Poll::Ready(frame)
+            }) => Input::Read(frame),
         };
         tracing::trace!(input = %input.kind(), "input");
         if let Input::Read(Some(Ok(_))) = input {
@@ -128,18 +141,20 @@ async fn serve_registered<S>(
             }
             Input::Read(Some(Ok(WsMessage::Binary(_) | WsMessage::Text(_)))) if closing => continue,
             Input::Read(Some(Ok(WsMessage::Binary(bytes)))) if raw => {
-                handler.dispatch_raw(id, &control, Frame::Binary(bytes)).await;
+                writer.sending_while(&mut ws, pin!(handler.dispatch_raw(id, &control, Frame::Binary(bytes)))).await;
                 continue;
             }
             Input::Read(Some(Ok(WsMessage::Text(text)))) if raw => {
-                handler.dispatch_raw(id, &control, Frame::Text(text.to_string())).await;
+                let frame = Frame::Text(text.to_string());
+                writer.sending_while(&mut ws, pin!(handler.dispatch_raw(id, &control, frame))).await;
                 continue;
             }
             Input::Read(Some(Ok(WsMessage::Binary(bytes)))) => {
-                read(Frame::Binary(bytes), &mut codec, &json, &mut session, registry.metrics())
+                read(Frame::Binary(bytes), &mut codec, &mut writer.codec, &mut session, registry.metrics())
             }
             Input::Read(Some(Ok(WsMessage::Text(text)))) => {
-                read(Frame::Text(text.to_string()), &mut codec, &json, &mut session, registry.metrics())
+                let frame = Frame::Text(text.to_string());
+                read(frame, &mut codec, &mut writer.codec, &mut session, registry.metrics())
             }
             Input::Read(Some(Ok(_))) => continue,
             Input::AuthTimeout => match session.on_auth_timeout() {
@@ -150,16 +165,20 @@ async fn serve_registered<S>(
                 Ok(queued) => {
                     registry.set_authenticated(id);
                     registry.send_control(id, Message::AuthOk);
-                    handler.auth_ok(id).await;
-                    for event in queued {
-                        handler.dispatch(id, &control, event).await;
-                    }
+                    let accepted = async {
+                        handler.auth_ok(id).await;
+                        for event in queued {
+                            handler.dispatch(id, &control, event).await;
+                        }
+                    };
+                    writer.sending_while(&mut ws, pin!(accepted)).await;
                     continue;
                 }
                 Err(reject) => reject,
             },
             Input::CloseRequested(request) => {
                 closing = true;
+                writer.close_with(&request);
                 closed_with.get_or_insert(request);
                 close_deadline = Some(Deadline::after(CLOSE_GRACE * 2));
                 continue;
@@ -181,7 +200,7 @@ async fn serve_registered<S>(
                         .map_err(|reason| if reason.is_empty() { INVALID_AUTH_KEY.to_owned() } else { reason })
                 }));
             }
-            Action::Dispatch(event) => handler.dispatch(id, &control, event).await,
+            Action::Dispatch(event) => writer.sending_while(&mut ws, pin!(handler.dispatch(id, &control, event))).await,
             Action::Reject { reason } => {
                 tracing::debug!("auth rejected: {reason}");
                 registry.send_control(id, Message::AuthRejected { reason: reason.clone() });
@@ -195,11 +214,11 @@ async fn serve_registered<S>(
     }
 
     // A close we asked for goes out even if the peer is already gone.
-    let mut writer = writer;
-    if control.current().is_some() {
-        let _ = tokio::time::timeout(CLOSE_GRACE, &mut writer).await;
+    if let Some(request) = control.current() {
+        writer.close_with(&request);
+        let _ = tokio::time::timeout(CLOSE_GRACE, std::future::poll_fn(|cx| writer.poll_send(&mut ws, cx))).await;
     }
-    writer.abort();
+    drop((ws, writer));
     let (code, reason) = closed_with.or_else(|| control.current()).unwrap_or((1006, String::new()));
     tracing::debug!(code, %reason, "disconnected");
     registry.metrics().disconnected(code);
@@ -265,7 +284,7 @@ impl Input {
 fn read(
     frame: Frame,
     codec: &mut Option<Codec>,
-    json: &AtomicBool,
+    writer_codec: &mut Codec,
     session: &mut Session,
     metrics: &HandlerMetrics,
 ) -> Action {
@@ -274,7 +293,7 @@ fn read(
         Frame::Text(_) => Codec::Json,
     };
     let chosen = *codec.get_or_insert_with(|| {
-        json.store(kind == Codec::Json, Ordering::Relaxed);
+        *writer_codec = kind;
         kind
     });
     if chosen != kind {
@@ -294,61 +313,145 @@ fn read(
     }
 }
 
-/// Sends what the registry queues for this client, numbering events; on a
-/// close request, flushes what is queued (within a grace period) and closes.
-async fn write_loop<S>(
-    mut sink: futures_util::stream::SplitSink<WebSocketStream<S>, WsMessage>,
-    mut outbox: Outbox,
-    control: Arc<Control>,
-    json: Arc<AtomicBool>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut next_id = 0u64;
-    let mut encode = |item: Outbound| {
-        let codec = if json.load(Ordering::Relaxed) { Codec::Json } else { Codec::Binary };
+/// The writing side of a connection: numbers, encodes and writes what the
+/// registry queues for this client, a burst at a time with one flush; on a
+/// close request, what is queued and then the close frame.
+///
+/// Polled by the connection's one task, beside the reads, rather than run as
+/// a task of its own on a split stream: that cost a second task, the split's
+/// lock and a second close-request waker per connection, all touched on
+/// every echo (BENCHMARKS.md).
+struct Writer {
+    outbox: Outbox,
+    /// The connection's codec, fixed by the client's first frame.
+    codec: Codec,
+    next_id: u64,
+    /// A close asked for and not yet written: it goes after what is queued.
+    close: Option<CloseFrame>,
+    /// Written and not yet flushed.
+    unflushed: bool,
+    /// The close frame went out, the socket failed, or the registry forgot
+    /// the client: nothing more is written.
+    done: bool,
+}
+
+impl Writer {
+    fn new(outbox: Outbox) -> Writer {
+        Writer { outbox, codec: Codec::Binary, next_id: 0, close: None, unflushed: false, done: false }
+    }
+
+    /// Ends the writing with this close, after what is queued; the first
+    /// close asked for wins.
+    fn close_with(&mut self, (code, reason): &(u16, String)) {
+        if !self.done && self.close.is_none() {
+            self.close = Some(CloseFrame { code: CloseCode::from(*code), reason: reason.clone().into() });
+        }
+    }
+
+    /// Awaits `work` (the handler taking an event, which may wait for room)
+    /// while what is queued keeps going out. `work` comes pinned by the
+    /// caller: taken by value, it was stored twice in the connection's task.
+    async fn sending_while<S, T>(
+        &mut self,
+        ws: &mut WebSocketStream<S>,
+        mut work: Pin<&mut impl Future<Output = T>>,
+    ) -> T
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        std::future::poll_fn(|cx| match work.as_mut().poll(cx) {
+            Poll::Ready(output) => Poll::Ready(output),
+            Poll::Pending => {
+                let _ = self.poll_send(ws, cx);
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Writes what is queued, one burst per call; ready once the writer is
+    /// done.
+    fn poll_send<S>(&mut self, ws: &mut WebSocketStream<S>, cx: &mut Context<'_>) -> Poll<()>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if self.done {
+            return Poll::Ready(());
+        }
+        match self.poll_burst(ws, cx) {
+            Poll::Ready(Ok(Burst::More)) => {
+                // Reads get their turn before the next burst.
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Poll::Ready(Ok(Burst::Waiting)) | Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(Burst::Done) | Err(_)) => {
+                self.done = true;
+                Poll::Ready(())
+            }
+        }
+    }
+
+    fn poll_burst<S>(&mut self, ws: &mut WebSocketStream<S>, cx: &mut Context<'_>) -> Poll<tungstenite::Result<Burst>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut burst = Burst::Waiting;
+        for _ in 0..WRITE_BURST {
+            ready!(ws.poll_ready_unpin(cx))?;
+            match self.outbox.poll_recv(cx) {
+                Poll::Ready(Some(item)) => {
+                    ws.start_send_unpin(self.encode(item))?;
+                    self.unflushed = true;
+                    burst = Burst::More;
+                }
+                Poll::Ready(None) => {
+                    burst = Burst::Done;
+                    break;
+                }
+                Poll::Pending => {
+                    burst = Burst::Waiting;
+                    break;
+                }
+            }
+        }
+        if burst != Burst::More
+            && let Some(frame) = self.close.take()
+        {
+            // Everything queued is written: the close frame goes last.
+            ready!(ws.poll_ready_unpin(cx))?;
+            ws.start_send_unpin(WsMessage::Close(Some(frame)))?;
+            self.unflushed = true;
+            burst = Burst::Done;
+        }
+        if self.unflushed {
+            ready!(ws.poll_flush_unpin(cx))?;
+            self.unflushed = false;
+        }
+        Poll::Ready(Ok(burst))
+    }
+
+    fn encode(&mut self, item: Outbound) -> WsMessage {
         let frame = match item {
             Outbound::Event(event) => {
-                next_id += 1;
-                event.into_frame(codec, next_id)
+                self.next_id += 1;
+                event.into_frame(self.codec, self.next_id)
             }
-            Outbound::Control(message) => codec.encode(&message),
+            Outbound::Control(message) => self.codec.encode(&message),
             Outbound::Raw(frame) => *frame,
             Outbound::Ping => return WsMessage::Ping(Default::default()),
         };
         WsMessage::from(frame)
-    };
-    let (code, reason) = loop {
-        tokio::select! {
-            item = outbox.recv() => match item {
-                Some(item) => {
-                    // What else is queued goes out in the same write: one
-                    // syscall for a burst (a fan-out, pipelined replies).
-                    let mut written = sink.feed(encode(item)).await;
-                    for _ in 1..WRITE_BURST {
-                        if written.is_err() {
-                            break;
-                        }
-                        match outbox.try_recv() {
-                            Some(item) => written = sink.feed(encode(item)).await,
-                            None => break,
-                        }
-                    }
-                    if written.is_err() || sink.flush().await.is_err() {
-                        return;
-                    }
-                }
-                None => return,
-            },
-            request = control.requested(Half::Writer) => break request,
-        }
-    };
-    let flush = async {
-        while let Some(item) = outbox.try_recv() {
-            sink.feed(encode(item)).await?;
-        }
-        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
-        sink.send(WsMessage::Close(Some(frame))).await
-    };
-    let _ = tokio::time::timeout(CLOSE_GRACE, flush).await;
+    }
+}
+
+/// How a burst of writes ended.
+#[derive(PartialEq, Eq)]
+enum Burst {
+    /// A full burst: more may be queued.
+    More,
+    /// Everything queued is written; woken by the next push.
+    Waiting,
+    /// Nothing more will be written.
+    Done,
 }
