@@ -83,7 +83,7 @@ async fn serve_registered<S>(
         writer.sending_while(&mut ws, pin!(handler.auth_ok(id))).await;
     }
 
-    loop {
+    let timed_out = loop {
         // Nothing is read between ending the connection for bad input and
         // the close request that follows: the stream may be broken.
         let reading = !closing || close_deadline.is_some();
@@ -115,7 +115,7 @@ async fn serve_registered<S>(
             control.heard();
         }
         let action = match input {
-            Input::Read(None) => break,
+            Input::Read(None) => break false,
             Input::Read(Some(Err(tungstenite::Error::Capacity(error)))) => {
                 tracing::debug!("{error}");
                 registry.metrics().refused(Refusal::TooBig);
@@ -132,7 +132,7 @@ async fn serve_registered<S>(
             }
             Input::Read(Some(Err(error))) => {
                 tracing::debug!("read error: {error}");
-                break;
+                break false;
             }
             Input::Read(Some(Ok(WsMessage::Close(frame)))) => {
                 let peer = frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string()));
@@ -185,7 +185,7 @@ async fn serve_registered<S>(
             }
             Input::CloseTimedOut => {
                 tracing::debug!("peer did not finish the close handshake");
-                break;
+                break true;
             }
         };
         match action {
@@ -211,10 +211,11 @@ async fn serve_registered<S>(
                 close_after_replies(&handler, &control, code, reason);
             }
         }
-    }
+    };
 
-    // A close we asked for goes out even if the peer is already gone.
-    if let Some(request) = control.current() {
+    // A close we asked for goes out even if the peer is already gone,
+    // unless the writer already had the close handshake's time for it.
+    if let Some(request) = control.current().filter(|_| !timed_out) {
         writer.close_with(&request);
         let _ = tokio::time::timeout(CLOSE_GRACE, std::future::poll_fn(|cx| writer.poll_send(&mut ws, cx))).await;
     }
