@@ -24,9 +24,9 @@ pub fn close_code_allowed(code: u16) -> bool {
 
 /// A connection's shared state: the request to close it (raised by anyone:
 /// the handler, the registry, the connection itself; seen by the
-/// connection's task), whether the connection heard from the peer since the registry's
-/// last ping round (the `heartbeat` module), and the places its events may
-/// still take in the handler's queue ([`Place`]).
+/// connection's task), whether the connection heard from the peer since the
+/// registry's last ping round (the `heartbeat` module), and the places its
+/// events may still take in the handler's queue ([`Place`]).
 ///
 /// The close request is a cell set once and a waker, not a `watch`
 /// channel: the connection waits for it on every turn of its loop, and a

@@ -329,6 +329,8 @@ struct Writer {
     next_id: u64,
     /// A close asked for and not yet written: it goes after what is queued.
     close: Option<CloseFrame>,
+    /// The close frame is written (it may still be flushing).
+    close_sent: bool,
     /// Written and not yet flushed.
     unflushed: bool,
     /// The close frame went out, the socket failed, or the registry forgot
@@ -338,13 +340,21 @@ struct Writer {
 
 impl Writer {
     fn new(outbox: Outbox) -> Writer {
-        Writer { outbox, codec: Codec::Binary, next_id: 0, close: None, unflushed: false, done: false }
+        Writer {
+            outbox,
+            codec: Codec::Binary,
+            next_id: 0,
+            close: None,
+            close_sent: false,
+            unflushed: false,
+            done: false,
+        }
     }
 
     /// Ends the writing with this close, after what is queued; the first
     /// close asked for wins.
     fn close_with(&mut self, (code, reason): &(u16, String)) {
-        if !self.done && self.close.is_none() {
+        if !self.done && !self.close_sent && self.close.is_none() {
             self.close = Some(CloseFrame { code: CloseCode::from(*code), reason: reason.clone().into() });
         }
     }
@@ -416,20 +426,19 @@ impl Writer {
                 }
             }
         }
-        if burst != Burst::More
-            && let Some(frame) = self.close.take()
-        {
+        if burst != Burst::More && self.close.is_some() {
             // Everything queued is written: the close frame goes last.
             ready!(ws.poll_ready_unpin(cx))?;
+            let frame = self.close.take().expect("checked");
             ws.start_send_unpin(WsMessage::Close(Some(frame)))?;
             self.unflushed = true;
-            burst = Burst::Done;
+            self.close_sent = true;
         }
         if self.unflushed {
             ready!(ws.poll_flush_unpin(cx))?;
             self.unflushed = false;
         }
-        Poll::Ready(Ok(burst))
+        Poll::Ready(Ok(if self.close_sent { Burst::Done } else { burst }))
     }
 
     fn encode(&mut self, item: Outbound) -> WsMessage {
@@ -455,4 +464,51 @@ enum Burst {
     Waiting,
     /// Nothing more will be written.
     Done,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    use super::*;
+    use crate::registry::Registry;
+
+    #[tokio::test]
+    async fn a_close_asked_for_while_the_socket_is_full_goes_out_after_what_is_queued() {
+        let registry = Registry::new(1024, usize::MAX);
+        let Connection { id, outbox, .. } = registry.connect();
+        // A pipe that holds 64 bytes, far less than what is queued.
+        let (ours, theirs) = tokio::io::duplex(64);
+        let mut ws = WebSocketStream::from_raw_socket(ours, Role::Server, None).await;
+        let mut peer = WebSocketStream::from_raw_socket(theirs, Role::Client, None).await;
+        for _ in 0..20 {
+            registry.send_control(id, Message::AuthOk);
+        }
+        let mut writer = Writer::new(outbox);
+        writer.close_with(&(4000, "bye".into()));
+        let first = poll_fn(|cx| Poll::Ready(writer.poll_send(&mut ws, cx))).await;
+        assert!(first.is_pending(), "the pipe is full: the writer waits");
+
+        let received = async {
+            let mut received = Vec::new();
+            while let Some(Ok(message)) = peer.next().await {
+                let close = message.is_close();
+                received.push(message);
+                if close {
+                    break;
+                }
+            }
+            received
+        };
+        let writing = poll_fn(|cx| writer.poll_send(&mut ws, cx));
+        let ((), received) = tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(writing, received) })
+            .await
+            .expect("the writer finishes once the peer reads");
+        assert_eq!(received.len(), 21, "everything queued, then the close");
+        assert!(received[..20].iter().all(|m| *m == WsMessage::from(Codec::Binary.encode(&Message::AuthOk))));
+        let close = CloseFrame { code: CloseCode::from(4000), reason: "bye".into() };
+        assert_eq!(received[20], WsMessage::Close(Some(close)));
+    }
 }
