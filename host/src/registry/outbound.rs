@@ -87,6 +87,13 @@ impl Shared {
         // change under it is a single push, pop or flag.
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// Tells the writer there is news (an item, or the registry's end gone),
+    /// after the change was made under the lock.
+    fn wake_writer(&self) {
+        self.pushed.store(true, Ordering::SeqCst);
+        self.writer.wake();
+    }
 }
 
 /// The registry's end of a client's queue.
@@ -144,16 +151,14 @@ impl Slot<'_> {
         self.state.bytes += item.size();
         self.state.items.push_back(item);
         drop(self.state);
-        self.shared.pushed.store(true, Ordering::SeqCst);
-        self.shared.writer.wake();
+        self.shared.wake_writer();
     }
 }
 
 impl Drop for Queue {
     fn drop(&mut self) {
         self.shared.state().registry_gone = true;
-        self.shared.pushed.store(true, Ordering::SeqCst);
-        self.shared.writer.wake();
+        self.shared.wake_writer();
     }
 }
 

@@ -67,7 +67,6 @@ async fn serve_registered<S>(
     // One auth attempt per connection: the request is not kept after it.
     let mut request = Some(request);
     let mut pending_auth: Option<PendingAuth> = None;
-    let mut codec: Option<Codec> = None;
     // The close the handler hears about: the peer's, or the one we asked for.
     let mut closed_with: Option<(u16, String)> = None;
     // Set once the connection is ending: data frames are no longer handled.
@@ -150,11 +149,11 @@ async fn serve_registered<S>(
                 continue;
             }
             Input::Read(Some(Ok(WsMessage::Binary(bytes)))) => {
-                read(Frame::Binary(bytes), &mut codec, &mut writer.codec, &mut session, registry.metrics())
+                read(Frame::Binary(bytes), &mut writer.codec, &mut session, registry.metrics())
             }
             Input::Read(Some(Ok(WsMessage::Text(text)))) => {
                 let frame = Frame::Text(text.to_string());
-                read(frame, &mut codec, &mut writer.codec, &mut session, registry.metrics())
+                read(frame, &mut writer.codec, &mut session, registry.metrics())
             }
             Input::Read(Some(Ok(_))) => continue,
             Input::AuthTimeout => match session.on_auth_timeout() {
@@ -282,21 +281,12 @@ impl Input {
 
 /// Decodes a data frame and feeds it to the session; the first frame fixes
 /// the connection's codec (binary: ezez framing, text: JSON).
-fn read(
-    frame: Frame,
-    codec: &mut Option<Codec>,
-    writer_codec: &mut Codec,
-    session: &mut Session,
-    metrics: &HandlerMetrics,
-) -> Action {
+fn read(frame: Frame, codec: &mut Option<Codec>, session: &mut Session, metrics: &HandlerMetrics) -> Action {
     let kind = match frame {
         Frame::Binary(_) => Codec::Binary,
         Frame::Text(_) => Codec::Json,
     };
-    let chosen = *codec.get_or_insert_with(|| {
-        *writer_codec = kind;
-        kind
-    });
+    let chosen = *codec.get_or_insert(kind);
     if chosen != kind {
         return Action::Ignore("frame of the other codec's type");
     }
@@ -324,8 +314,9 @@ fn read(
 /// every echo (BENCHMARKS.md).
 struct Writer {
     outbox: Outbox,
-    /// The connection's codec, fixed by the client's first frame.
-    codec: Codec,
+    /// The connection's codec, fixed by the client's first frame (see
+    /// [`read`]); what goes out before it is encoded as binary.
+    codec: Option<Codec>,
     next_id: u64,
     /// A close asked for and not yet written: it goes after what is queued.
     close: Option<CloseFrame>,
@@ -340,15 +331,7 @@ struct Writer {
 
 impl Writer {
     fn new(outbox: Outbox) -> Writer {
-        Writer {
-            outbox,
-            codec: Codec::Binary,
-            next_id: 0,
-            close: None,
-            close_sent: false,
-            unflushed: false,
-            done: false,
-        }
+        Writer { outbox, codec: None, next_id: 0, close: None, close_sent: false, unflushed: false, done: false }
     }
 
     /// Ends the writing with this close, after what is queued; the first
@@ -442,12 +425,13 @@ impl Writer {
     }
 
     fn encode(&mut self, item: Outbound) -> WsMessage {
+        let codec = self.codec.unwrap_or(Codec::Binary);
         let frame = match item {
             Outbound::Event(event) => {
                 self.next_id += 1;
-                event.into_frame(self.codec, self.next_id)
+                event.into_frame(codec, self.next_id)
             }
-            Outbound::Control(message) => self.codec.encode(&message),
+            Outbound::Control(message) => codec.encode(&message),
             Outbound::Raw(frame) => *frame,
             Outbound::Ping => return WsMessage::Ping(Default::default()),
         };
