@@ -40,6 +40,32 @@ async fn standalone_bind_reports_the_port_and_refuses_a_taken_one() {
     drop(taken);
 }
 
+/// Sends `signal` to this test process, as a user or a supervisor would.
+fn send_to_self(signal: &str) {
+    let status = std::process::Command::new("kill").args(["-s", signal, &std::process::id().to_string()]).status();
+    assert!(status.expect("cannot run kill").success(), "kill -s {signal} failed");
+}
+
+#[tokio::test]
+async fn a_signal_sent_right_after_listening_stops_the_server_cleanly() {
+    // Without a handler taken over up front, either signal would end this
+    // process here.
+    let interrupted = ws_host::server::shutdown_signal().unwrap();
+    send_to_self("INT");
+    tokio::time::timeout(STEP, interrupted).await.expect("SIGINT was not seen");
+
+    let echo = endpoint(guests::ECHO);
+    let (listener, addr) = listener().await;
+    let shutdown = ws_host::server::shutdown_signal().unwrap();
+    let server = tokio::spawn(App::new().default_endpoint(echo.clone()).serve(listener, shutdown));
+    let mut client = Client::connect(&format!("ws://{addr}/")).await;
+    assert_eq!(client.auth("").await, Message::AuthOk);
+    send_to_self("TERM");
+    assert_eq!(client.closed().await.0.0, 1001);
+    tokio::time::timeout(STEP, server).await.expect("SIGTERM did not stop the server").unwrap().unwrap();
+    assert!(echo.handler().registry().is_empty());
+}
+
 #[tokio::test]
 async fn standalone_routes_several_handlers_by_path_with_health_and_static_files() {
     let dir = std::env::temp_dir().join(format!("ws-host-static-{}", std::process::id()));

@@ -29,10 +29,8 @@
 //! let config = Config::default();
 //! let handler = Handler::load_file(&runtime, "echo.wasm".as_ref(), &config)?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! ws_host::server::serve(listener, handler, config, async {
-//!     let _ = tokio::signal::ctrl_c().await;
-//! })
-//! .await?;
+//! let shutdown = ws_host::server::shutdown_signal()?;
+//! ws_host::server::serve(listener, handler, config, shutdown).await?;
 //! # Ok(())
 //! # }
 //! ```

@@ -13,10 +13,8 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000")
         .await
         .context("cannot listen on 127.0.0.1:3000 (stop what uses that port)")?;
+    let shutdown = ws_host::server::shutdown_signal()?;
     println!("listening on http://{}", listener.local_addr()?);
-    example_axum_app::serve(listener, chat, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    example_axum_app::serve(listener, chat, shutdown).await?;
     Ok(())
 }

@@ -13,10 +13,11 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3001")
         .await
         .context("cannot listen on 127.0.0.1:3001 (stop what uses that port)")?;
+    let shutdown = ws_host::server::shutdown_signal()?;
     println!("listening on http://{}", listener.local_addr()?);
     tokio::select! {
         served = example_hyper_service::serve(listener, echo.clone()) => served?,
-        _ = tokio::signal::ctrl_c() => echo.shutdown().await,
+        () = shutdown => echo.shutdown().await,
     }
     Ok(())
 }

@@ -19,12 +19,11 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3002")
         .await
         .context("cannot listen on 127.0.0.1:3002 (stop what uses that port)")?;
+    let shutdown = ws_host::server::shutdown_signal()?;
     println!("listening on http://{}", listener.local_addr()?);
     let app = example_manual_upgrade::router(chat.clone(), echo.clone());
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown)
         .await?;
     tokio::join!(chat.shutdown(), echo.shutdown());
     Ok(())

@@ -38,9 +38,7 @@
 //! // Before serving: client ids must carry this node's number.
 //! let cluster = Cluster::join(&handler, "redis://127.0.0.1:6379").await?;
 //! let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
-//! let stop = async {
-//!     let _ = tokio::signal::ctrl_c().await;
-//! };
+//! let stop = ws_host::server::shutdown_signal()?;
 //! ws_host::server::serve(listener, handler, config, stop).await?;
 //! cluster.leave().await;
 //! # Ok(())

@@ -56,6 +56,34 @@ pub struct BindError {
     pub cause: std::io::Error,
 }
 
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM sent from the moment this returns:
+/// call it before printing that the server listens, so that a signal sent as
+/// soon as that line is read stops the server cleanly instead of meeting the
+/// default action (ending the process). Fails when the process cannot take
+/// those signals over.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        // `ctrl_c` registers when first polled; Windows has no default
+        // action to race with.
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}
+
 /// Bytes tungstenite reads at a time. Its default (128 KiB) is zero-filled
 /// on the first read, so each idle connection held 128 KiB of RSS. Bigger
 /// messages are read ahead past it (`read_ahead`), so this small size

@@ -325,10 +325,8 @@ async fn run(plan: RunPlan) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
-    // Signals are listened for before the line below: one sent as soon as
-    // it is read would otherwise meet the default action (ending the
-    // process, not stopping the server cleanly).
-    let shutdown = shutdown_signal()?;
+    // Before the line below (see `shutdown_signal`).
+    let shutdown = ws_host::server::shutdown_signal().context("cannot listen for SIGINT and SIGTERM")?;
     reload_on_sighup(files)?;
     // The one line on stdout: scripts and tests read the port from it.
     println!("ws-host listening on ws://{bound}");
@@ -367,24 +365,4 @@ fn reload_on_sighup(files: Vec<(Handler, PathBuf)>) -> anyhow::Result<()> {
     #[cfg(not(unix))]
     let _ = files;
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM sent from now on.
-fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-        Ok(async move {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-        })
-    }
-    #[cfg(not(unix))]
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
 }
