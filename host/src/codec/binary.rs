@@ -99,12 +99,18 @@ fn push_decimal(n: usize, out: &mut Vec<u8>) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
+/// Decimal digits only (no sign, no space), folded by hand: through
+/// `from_utf8` and `str::parse` the four lengths of an echo cost ~0.4k
+/// instructions.
 fn parse_length(digits: &[u8]) -> Result<usize, CodecError> {
     let bad = || CodecError::BadLength(String::from_utf8_lossy(digits).chars().take(24).collect());
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+    if digits.is_empty() {
         return Err(bad());
     }
-    std::str::from_utf8(digits).ok().and_then(|d| d.parse().ok()).ok_or_else(bad)
+    digits.iter().try_fold(0usize, |n, &d| {
+        let digit = if d.is_ascii_digit() { usize::from(d - b'0') } else { return Err(bad()) };
+        n.checked_mul(10).and_then(|n| n.checked_add(digit)).ok_or_else(bad)
+    })
 }
 
 fn utf8(payload: &[u8]) -> Result<&str, CodecError> {

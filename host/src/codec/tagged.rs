@@ -229,6 +229,10 @@ fn write_js_number(n: f64, out: &mut Vec<u8>) {
 /// `Number(text)` of JavaScript: never fails, garbage is NaN.
 pub fn js_string_to_number(text: &str) -> f64 {
     let text = text.trim();
+    // Event ids: up to 15 digits are exact in an f64 and need no float parser.
+    if (1..=15).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.bytes().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')) as f64;
+    }
     match text {
         "" => return 0.0,
         "Infinity" | "+Infinity" => return f64::INFINITY,
@@ -373,6 +377,13 @@ mod tests {
     fn numbers_parse_like_javascript() {
         assert_eq!(js_string_to_number(""), 0.0);
         assert_eq!(js_string_to_number(" 12 "), 12.0);
+        assert_eq!(js_string_to_number("007"), 7.0);
+        assert_eq!(js_string_to_number("999999999999999"), 999_999_999_999_999.0);
+        assert_eq!(
+            js_string_to_number("9007199254740993"),
+            9_007_199_254_740_992.0,
+            "past 15 digits: rounded as a float"
+        );
         assert_eq!(js_string_to_number("0x10"), 16.0);
         assert_eq!(js_string_to_number("-Infinity"), f64::NEG_INFINITY);
         assert_eq!(js_string_to_number("1e+21"), 1e21);
