@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Instructions per echo of a release server, counted by valgrind's callgrind:
 # the server runs under callgrind twice, once for N and once for 3N echoes
-# from one Node.js client (tests/node/echo-client.mjs), and the difference
-# divided by 2N is what one echo costs, start-up excluded.
-# Usage: bash tests/bench/callgrind.sh [wasm|native] [N] [PAYLOAD_BYTES]
-# (default: wasm 5000 20)
+# from Node.js clients (tests/node/echo-client.mjs), and the difference
+# divided by 2N is what one echo costs, start-up excluded. One connection
+# counts each echo's own wake-ups; a hundred count echoes taken in batches,
+# as under load (the server under callgrind is the slow side).
+# Usage: bash tests/bench/callgrind.sh [wasm|native] [N] [PAYLOAD_BYTES] [CONNECTIONS]
+# (default: wasm 5000 20 1)
 # Needs valgrind and the release build of tests/bench/run.sh. The profiles
 # stay in $out for callgrind_annotate.
 set -euo pipefail
@@ -12,13 +14,14 @@ cd "$(dirname "$0")/../.."
 server="${1:-wasm}"
 count="${2:-5000}"
 size="${3:-20}"
+connections="${4:-1}"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 case "$server" in
     # --no-cache: both runs compile, so start-up cancels out (a cache filled
     # by the first run would make the second one cheaper, and the echo look so).
     wasm) command=("$target/release/ws-host" run "$target/guests/wasm32-wasip2/release/echo.wasm" --port 0 --no-cache) ;;
     native) command=("$target/release/bench-load" --serve native) ;;
-    *) echo "usage: $0 [wasm|native] [echoes] [payload bytes]" >&2; exit 2 ;;
+    *) echo "usage: $0 [wasm|native] [echoes] [payload bytes] [connections]" >&2; exit 2 ;;
 esac
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
 [ -x "${command[0]}" ] || { echo "${command[0]} is missing: run PROFILE=release bash tests/bench/run.sh first" >&2; exit 1; }
@@ -46,7 +49,7 @@ instructions() {
     local addr
     addr=$(address_in "$log")
     [ -n "$addr" ] || { echo "the $server server did not start: see $out/$server.$1.stderr" >&2; kill -9 $pid; exit 1; }
-    node tests/node/echo-client.mjs "$addr/" "$1" "$size" >/dev/null
+    node tests/node/echo-client.mjs "$addr/" "$1" "$size" "$connections" >/dev/null
     # Dump the counts while it runs: the native server has no SIGINT handler.
     callgrind_control --dump "$pid" >/dev/null 2>&1
     kill -9 "$pid"
@@ -56,4 +59,4 @@ instructions() {
 
 few=$(instructions "$count")
 many=$(instructions $((count * 3)))
-echo "$server: $(( (many - few) / (count * 2) )) instructions per echo of $size B ($few for $count echoes, $many for $((count * 3)))"
+echo "$server: $(( (many - few) / (count * 2) )) instructions per echo of $size B over $connections connection(s) ($few for $count echoes, $many for $((count * 3)))"
