@@ -19,8 +19,8 @@ command -v redis-server >/dev/null || apt_install redis-server
 
 step "format"
 cargo fmt --all -- --check
-for guests in examples/guests tests/guests guest-sdk; do
-    cargo fmt --all --manifest-path "$guests/Cargo.toml" -- --check
+for crate in examples/guests tests/guests guest-sdk tests/fuzz; do
+    cargo fmt --all --manifest-path "$crate/Cargo.toml" -- --check
 done
 
 step "Rust tests (build the guests, then test over real sockets)"
@@ -34,6 +34,10 @@ for guests in examples/guests tests/guests; do
     CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/guests" \
         cargo clippy --release --target wasm32-wasip2 --manifest-path "$guests/Cargo.toml" -- -D warnings
 done
+# cargo-fuzz builds the fuzz targets on nightly only (tests/fuzz/run.sh): checked
+# here, so that a change of the host's API cannot leave them broken unseen.
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/fuzz-check" \
+    cargo clippy --manifest-path tests/fuzz/Cargo.toml --bins --quiet -- -D warnings
 
 step "Node suites: compatibility (npm ws + @ezez/utils), TypeScript types, the browser demo in Chromium"
 if ! command -v chromium >/dev/null; then

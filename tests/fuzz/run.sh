@@ -12,6 +12,7 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 # The bridge target reads the fixture handler the tests build.
 cargo test -p ws-host-tests --test bridge --no-run >/dev/null
 export FIXTURE_WASM="${CARGO_TARGET_DIR:-$PWD/target}/guests/wasm32-wasip2/release/fixture.wasm"
+failed=0
 for target in codec bridge; do
     log="$(mktemp)"
     set +e
@@ -19,8 +20,13 @@ for target in codec bridge; do
     status=$?
     set -e
     execs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' || echo "?")
-    crashes=$(find "tests/fuzz/artifacts/$target" -type f 2>/dev/null | wc -l)
+    # No artifacts folder when the target never ran (a build that failed).
+    crashes=$( (find "tests/fuzz/artifacts/$target" -type f 2>/dev/null || true) | wc -l)
     printf '%-8s %12s executions, %s crash file(s), exit %s\n' "$target" "$execs" "$crashes" "$status"
-    [ "$status" -eq 0 ] || tail -40 "$log"
+    if [ "$status" -ne 0 ]; then
+        tail -40 "$log"
+        failed=1
+    fi
     rm -f "$log"
 done
+exit "$failed"

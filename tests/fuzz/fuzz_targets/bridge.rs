@@ -14,19 +14,24 @@ use ws_host::{Config, Handler, Runtime};
 fn handler() -> &'static Handler {
     static HANDLER: OnceLock<Handler> = OnceLock::new();
     HANDLER.get_or_init(|| {
-        let path = std::env::var("FIXTURE_WASM")
-            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/guests/wasm32-wasip2/release/fixture.wasm").into());
+        let path = std::env::var("FIXTURE_WASM").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/guests/wasm32-wasip2/release/fixture.wasm").into()
+        });
         let runtime = Runtime::new().expect("engine");
-        Handler::load_file(&runtime, path.as_ref(), &Config::default()).expect("the fixture handler (run the tests once to build it)")
+        Handler::load_file(&runtime, path.as_ref(), &Config::default())
+            .expect("the fixture handler (run the tests once to build it)")
     })
 }
 
 fuzz_target!(|data: &[u8]| {
     let version = handler().version();
-    let frames = [Some(Frame::Binary(Bytes::copy_from_slice(data))), std::str::from_utf8(data).ok().map(|t| Frame::Text(t.to_owned()))];
+    let frames = [
+        Some(Frame::Binary(Bytes::copy_from_slice(data))),
+        std::str::from_utf8(data).ok().map(|t| Frame::Text(t.to_owned())),
+    ];
     for frame in frames.into_iter().flatten() {
-        if let Ok(Message::Event(event)) = Codec::decode(&frame) {
-            let _ = version.schema.convert(&event);
+        if let Ok(Message::Event(mut event)) = Codec::decode(&frame) {
+            let _ = version.schema.convert(&mut event);
         }
     }
 });
