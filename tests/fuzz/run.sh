@@ -9,6 +9,8 @@ cd "$(dirname "$0")/../.."
 seconds="${1:-60}"
 rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+# The versions the host is tested with (this workspace keeps no lockfile).
+[ -f tests/fuzz/Cargo.lock ] || cp Cargo.lock tests/fuzz/Cargo.lock
 # The bridge target reads the fixture handler the tests build.
 cargo test -p ws-host-tests --test bridge --no-run >/dev/null
 export FIXTURE_WASM="${CARGO_TARGET_DIR:-$PWD/target}/guests/wasm32-wasip2/release/fixture.wasm"
