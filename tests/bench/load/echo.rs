@@ -20,17 +20,45 @@ use crate::servers::{CpuTime, Kind, Server};
 use ws_host::codec::{ERROR, Message};
 
 /// What one run measured: replies per second, their latency (us), and the
-/// CPU time the server spent meanwhile. At a fixed rate also how late the
-/// generator sent each request after its scheduled time (us): when that is
-/// small, the latency is the server's.
+/// CPU time the server and this generator spent meanwhile. At a fixed rate
+/// also how late the generator sent each request after its scheduled time
+/// (us): when that is small, the latency is the server's.
 pub struct Figures {
     pub rate: f64,
     pub latency: Histogram<u64>,
     pub server_cpu: CpuTime,
+    pub generator_cpu: CpuTime,
+    /// The wall time the CPU times were taken over.
+    pub elapsed: Duration,
     pub send_lateness: Histogram<u64>,
 }
 
+/// Where a run's CPU counters stood when its load started.
+struct Counters {
+    server: CpuTime,
+    generator: CpuTime,
+    at: Instant,
+}
+
+impl Counters {
+    fn now(server: &Server) -> Counters {
+        Counters { server: server.cpu_time(), generator: CpuTime::of_generator(), at: Instant::now() }
+    }
+}
+
 impl Figures {
+    /// The share of its core the server was busy: near 1 when the server
+    /// set the pace, lower when it waited for the generator.
+    pub fn server_busy(&self) -> f64 {
+        self.server_cpu.total().as_secs_f64() / self.elapsed.as_secs_f64()
+    }
+
+    /// The share of its core this generator was busy: near 1 when it set
+    /// the pace.
+    pub fn generator_busy(&self) -> f64 {
+        self.generator_cpu.total().as_secs_f64() / self.elapsed.as_secs_f64()
+    }
+
     /// The server's CPU time per reply, in microseconds: what a message
     /// costs the server whether or not the generator kept it busy.
     pub fn cpu_per_message(&self) -> f64 {
@@ -70,7 +98,7 @@ impl Figures {
 /// `connections` clients in a closed loop for `phase`.
 pub async fn closed_loop(server: &Server, connections: usize, payload: usize, phase: Duration) -> Figures {
     let clients = connect_all(server, connections).await;
-    let cpu = server.cpu_time();
+    let counters = Counters::now(server);
     let deadline = Instant::now() + phase;
     let tasks: Vec<_> = clients
         .into_iter()
@@ -101,7 +129,7 @@ pub async fn closed_loop(server: &Server, connections: usize, payload: usize, ph
     for task in tasks {
         latencies.push(task.await.unwrap());
     }
-    collect(server, cpu, latencies, phase)
+    collect(server, counters, latencies, phase)
 }
 
 /// `connections` clients sending `rate` requests per second in all, evenly
@@ -109,7 +137,7 @@ pub async fn closed_loop(server: &Server, connections: usize, payload: usize, ph
 /// replies do.
 pub async fn fixed_rate(server: &Server, connections: usize, payload: usize, rate: f64, phase: Duration) -> Figures {
     let clients = connect_all(server, connections).await;
-    let cpu = server.cpu_time();
+    let counters = Counters::now(server);
     let start = Instant::now() + Duration::from_millis(10);
     let mut pacer = Pacer::new(start, Duration::from_secs_f64(1.0 / rate)).expect("a timerfd for the send schedule");
     let (slots, tasks): (Vec<_>, Vec<_>) = clients
@@ -164,7 +192,7 @@ pub async fn fixed_rate(server: &Server, connections: usize, payload: usize, rat
         send_lateness.add(lateness).unwrap();
         latencies.push(latency);
     }
-    Figures { send_lateness, ..collect(server, cpu, latencies, phase) }
+    Figures { send_lateness, ..collect(server, counters, latencies, phase) }
 }
 
 /// One connection sending echo requests as fast as they are taken, with up
@@ -237,14 +265,18 @@ fn expect_reply<E: std::fmt::Debug>(reply: Option<Result<tokio_tungstenite::tung
     }
 }
 
-/// Gathers the connections' histograms; `cpu` is the server's CPU time
-/// when the load started.
-fn collect(server: &Server, cpu: CpuTime, latencies: Vec<Histogram<u64>>, phase: Duration) -> Figures {
+/// Gathers the connections' histograms and what the run cost since `counters`.
+fn collect(server: &Server, counters: Counters, latencies: Vec<Histogram<u64>>, phase: Duration) -> Figures {
     let mut latency = Histogram::<u64>::new(3).unwrap();
     for each in latencies {
         latency.add(each).unwrap();
     }
-    let server_cpu = server.cpu_time().since(cpu);
-    let send_lateness = Histogram::<u64>::new(3).unwrap();
-    Figures { rate: latency.len() as f64 / phase.as_secs_f64(), latency, server_cpu, send_lateness }
+    Figures {
+        rate: latency.len() as f64 / phase.as_secs_f64(),
+        latency,
+        server_cpu: server.cpu_time().since(counters.server),
+        generator_cpu: CpuTime::of_generator().since(counters.generator),
+        elapsed: counters.at.elapsed(),
+        send_lateness: Histogram::<u64>::new(3).unwrap(),
+    }
 }

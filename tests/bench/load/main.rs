@@ -141,6 +141,7 @@ async fn echo_matrix(
     matrix_header(servers, " msg/s | p50 | p99", " wasm/native | wasm/node | wasm/bare |");
     let mut capacity = None;
     let mut cpu_rows = Vec::new();
+    let mut busy_rows = Vec::new();
     for &conns in connections {
         for &payload in payloads {
             let all: Vec<&Server> = servers.iter().collect();
@@ -171,6 +172,8 @@ async fn echo_matrix(
                 })
                 .collect();
             cpu_rows.push((conns, payload, cpu));
+            let busy: Vec<(f64, f64)> = runs.iter().map(|(_, f)| (f.server_busy(), f.generator_busy())).collect();
+            busy_rows.push((conns, payload, busy));
         }
     }
     println!("\ntargets: wasm >= 0.90x native msg/s, >= 3x node msg/s");
@@ -197,6 +200,21 @@ async fn echo_matrix(
          node's CPU per message over wasm's kernel time alone: the capacity ratio ws-host would reach if its \
          own code cost nothing (one read and one write per echo, and on loopback the kernel's delivery to the \
          peer, are paid whatever the server)"
+    );
+
+    println!("\n## echo, closed loop: the share of its core each side was busy, server / generator, the same runs\n");
+    matrix_header(servers, "", "");
+    for (conns, payload, busy) in busy_rows {
+        let mut row = format!("| {conns} | {payload} |");
+        for (server, generator) in busy {
+            row += &format!(" {:.0}% / {:.0}% |", server * 100.0, generator * 100.0);
+        }
+        println!("{row}");
+    }
+    println!(
+        "\nA row compares servers where they were the busy side. Where the generator is near 100% and a server \
+         well below, the generator set that server's pace; a server that waits for each request also pays a \
+         wake-up per event, so its CPU per message rises too"
     );
     capacity.unwrap_or(Capacity { native: 1000.0, wasm: 1000.0 })
 }

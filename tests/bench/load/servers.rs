@@ -89,6 +89,19 @@ pub struct CpuTime {
 }
 
 impl CpuTime {
+    /// What the process of a `/proc/<pid>/stat` file has used so far, all
+    /// threads, in the kernel's 10 ms ticks.
+    fn of(stat: String) -> CpuTime {
+        let [user, system] = ws_host_tests::proc_stat_fields(stat, [14, 15]);
+        let ticks = |n: u64| Duration::from_millis(n * 1000 / TICKS_PER_SECOND);
+        CpuTime { user: ticks(user), system: ticks(system) }
+    }
+
+    /// What this generator has used so far.
+    pub fn of_generator() -> CpuTime {
+        CpuTime::of("/proc/self/stat".into())
+    }
+
     pub fn total(&self) -> Duration {
         self.user + self.system
     }
@@ -187,12 +200,9 @@ impl Server {
         kib * 1024
     }
 
-    /// CPU time the server process has used so far, all threads
-    /// (`/proc/<pid>/stat`, in the kernel's 10 ms ticks).
+    /// CPU time the server process has used so far, all threads.
     pub fn cpu_time(&self) -> CpuTime {
-        let [user, system] = ws_host_tests::proc_stat_fields(format!("/proc/{}/stat", self.child.id()), [14, 15]);
-        let ticks = |n: u64| Duration::from_millis(n * 1000 / TICKS_PER_SECOND);
-        CpuTime { user: ticks(user), system: ticks(system) }
+        CpuTime::of(format!("/proc/{}/stat", self.child.id()))
     }
 
     /// Handler time per event from `/metrics` (ws-host servers only):
