@@ -124,10 +124,10 @@ async fn main() {
 /// to batch); returns the native and wasm servers' msgs/s at
 /// 100 connections x 20 B (or the first row), the capacities the fixed-rate
 /// phase loads to 80%. A second table gives each server's CPU time per
-/// message in the same runs: from 100 connections the generator's one core
-/// saturates before the servers do, so msgs/s understates the gaps between
-/// servers, while CPU per message is what each message costs its server
-/// (and 1 / that is its capacity on one core).
+/// message in the same runs, what each message costs its server (and 1 /
+/// that is its capacity on one core), and a third how busy the server and
+/// this generator were: a row where a server was not busy all the time
+/// does not say what it can serve.
 async fn echo_matrix(
     servers: &[Server],
     connections: &[usize],
