@@ -212,9 +212,9 @@ async fn echo_matrix(
         println!("{row}");
     }
     println!(
-        "\nA row compares servers where they were the busy side. Where the generator is near 100% and a server \
-         well below, the generator set that server's pace; a server that waits for each request also pays a \
-         wake-up per event, so its CPU per message rises too"
+        "\nA row compares servers where they were the busy side; a server well below 100% waited on its clients. \
+         At 1000 connections a server may also fall, for a run, into taking events one at a time, which costs it \
+         more per message busy or not (BENCHMARKS.md, \"Why the 1000 x 20 B row swings\")"
     );
     capacity.unwrap_or(Capacity { native: 1000.0, wasm: 1000.0 })
 }
