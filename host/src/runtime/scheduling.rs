@@ -13,11 +13,23 @@
 //! The price: woken on a core that other busy threads share, the handler
 //! waits for their time slice instead of cutting in. The tokio threads stay
 //! ordinary: batching them too measured slower.
+//!
+//! The thread also takes niceness 5. At the default niceness, one run in
+//! three of 1000 connections on one core fell into a rhythm the scheduler
+//! keeps: the I/O thread switched out involuntarily 17k-24k times a second,
+//! the handler's thread parked after nearly every event, and throughput
+//! halved (BENCHMARKS.md, "Why the 1000 x 20 B row swings"). At niceness 5
+//! (weight 335 against an ordinary thread's 1024) fourteen runs out of
+//! fourteen stayed batched. The handler still gets all of an idle core, and
+//! when its queue is full the readers wait, which leaves it the core.
 
-/// Puts the calling thread in the batch class. Best effort: scheduling is
-/// an optimisation, so a refusal is logged and the thread runs as it is. A
-/// thread started with a niceness other than the default is left alone:
-/// the library sets the class and the niceness together, and would reset it.
+/// The handler's thread's niceness in the batch class.
+const HANDLER_NICENESS: i32 = 5;
+
+/// Puts the calling thread in the batch class at [`HANDLER_NICENESS`]. Best
+/// effort: scheduling is an optimisation, so a refusal is logged and the
+/// thread runs as it is. A thread started with a niceness other than the
+/// default is left alone: whoever set it chose the priority.
 pub fn batch_this_thread(handler: &str) {
     #[cfg(target_os = "linux")]
     {
@@ -41,7 +53,11 @@ pub fn batch_this_thread(handler: &str) {
         let batch = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
         let default_niceness = ThreadPriority::Os(ThreadPriorityOsValue::default());
         if let Err(error) = set_thread_priority_and_policy(thread_native_id(), default_niceness, batch) {
-            tracing::info!(handler = %handler, "the handler's thread stays in the normal scheduling class: {error:?}");
+            return tracing::info!(handler = %handler, "the handler's thread stays in the normal scheduling class: {error:?}");
+        }
+        // Linux gives each thread its own niceness; raising it needs no privilege.
+        if let Err(error) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), HANDLER_NICENESS) {
+            tracing::info!(handler = %handler, "the handler's thread keeps niceness 0: {error}");
         }
     }
 }
@@ -68,7 +84,7 @@ mod tests {
         set_thread_priority_and_policy, thread_native_id,
     };
 
-    use super::{batch_this_thread, niceness, thread_stat_field};
+    use super::{HANDLER_NICENESS, batch_this_thread, niceness, thread_stat_field};
 
     const SCHED_OTHER: i32 = 0;
     const SCHED_BATCH: i32 = 3;
@@ -79,14 +95,15 @@ mod tests {
     }
 
     #[test]
-    fn a_thread_at_the_default_niceness_becomes_a_batch_thread() {
+    fn a_thread_at_the_default_niceness_becomes_a_niced_batch_thread() {
         let (policy, nice) = std::thread::spawn(|| {
             batch_this_thread("test");
             (policy(), niceness())
         })
         .join()
         .unwrap();
-        assert_eq!((policy, nice), (SCHED_BATCH, Some(0)));
+        assert_eq!((policy, nice), (SCHED_BATCH, Some(HANDLER_NICENESS)));
+        assert_eq!(niceness(), Some(0), "the other threads keep theirs");
     }
 
     #[test]
