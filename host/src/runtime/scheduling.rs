@@ -19,9 +19,10 @@
 //! keeps: the I/O thread switched out involuntarily 17k-24k times a second,
 //! the handler's thread parked after nearly every event, and throughput
 //! halved (BENCHMARKS.md, "Why the 1000 x 20 B row swings"). At niceness 5
-//! (weight 335 against an ordinary thread's 1024) fourteen runs out of
-//! fourteen stayed batched. The handler still gets all of an idle core, and
-//! when its queue is full the readers wait, which leaves it the core.
+//! (weight 335 against an ordinary thread's 1024) the slow seconds fell from
+//! 6 in 28 to 2 in 24, each over by the next second. The handler still gets
+//! all of an idle core, and when its queue is full the readers wait, which
+//! leaves it the core.
 
 /// The handler's thread's niceness in the batch class.
 const HANDLER_NICENESS: i32 = 5;
