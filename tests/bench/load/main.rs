@@ -140,8 +140,8 @@ async fn echo_matrix(
     );
     matrix_header(servers, " msg/s | p50 | p99", " wasm/native | wasm/node | wasm/bare |");
     let mut capacity = None;
-    let mut cpu_rows = Vec::new();
-    let mut busy_rows = Vec::new();
+    // Each row's median runs, for the tables after this one.
+    let mut rows = Vec::new();
     for &conns in connections {
         for &payload in payloads {
             let all: Vec<&Server> = servers.iter().collect();
@@ -154,10 +154,7 @@ async fn echo_matrix(
                 row += &format!(" {:.0} | {} | {} |", figures.rate, figures.p50(), figures.p99());
                 runs.push((server.kind, figures));
             }
-            let of = |kind, what: fn(&echo::Figures) -> f64| {
-                runs.iter().find(|(k, _)| *k == kind).map_or(f64::NAN, |(_, figures)| what(figures))
-            };
-            let rate = |kind| of(kind, |f| f.rate);
+            let rate = |kind| figure(&runs, kind, |f| f.rate);
             for base in [Kind::Native, Kind::Node, Kind::Bare] {
                 row += &format!(" {:.2}x |", rate(Kind::Wasm) / rate(base));
             }
@@ -165,15 +162,7 @@ async fn echo_matrix(
             if capacity.is_none() || (conns == 100 && payload == 20) {
                 capacity = Some(Capacity { native: rate(Kind::Native), wasm: rate(Kind::Wasm) });
             }
-            let cpu: Vec<(Kind, f64, f64)> = servers
-                .iter()
-                .map(|s| {
-                    (s.kind, of(s.kind, echo::Figures::cpu_per_message), of(s.kind, echo::Figures::kernel_per_message))
-                })
-                .collect();
-            cpu_rows.push((conns, payload, cpu));
-            let busy: Vec<(f64, f64)> = runs.iter().map(|(_, f)| (f.server_busy(), f.generator_busy())).collect();
-            busy_rows.push((conns, payload, busy));
+            rows.push((conns, payload, runs));
         }
     }
     println!("\ntargets: wasm >= 0.90x native msg/s, >= 3x node msg/s");
@@ -182,16 +171,16 @@ async fn echo_matrix(
         "\n## echo, closed loop: server CPU time per message (us; in brackets the kernel's part), the same runs\n"
     );
     matrix_header(servers, "", " wasm/native capacity | wasm/node capacity | wasm/node ceiling |");
-    for (conns, payload, cpu) in cpu_rows {
-        let of =
-            |kind| cpu.iter().find(|(k, ..)| *k == kind).map_or((f64::NAN, f64::NAN), |(_, us, kernel)| (*us, *kernel));
+    for (conns, payload, runs) in &rows {
         let mut row = format!("| {conns} | {payload} |");
-        for (_, us, kernel) in &cpu {
-            row += &format!(" {us:.1} ({kernel:.1}) |");
+        for (_, figures) in runs {
+            row += &format!(" {:.1} ({:.1}) |", figures.cpu_per_message(), figures.kernel_per_message());
         }
-        let (native, node, wasm) = (of(Kind::Native).0, of(Kind::Node).0, of(Kind::Wasm));
+        let cpu = |kind| figure(runs, kind, echo::Figures::cpu_per_message);
+        let (native, node, wasm) = (cpu(Kind::Native), cpu(Kind::Node), cpu(Kind::Wasm));
+        let wasm_kernel = figure(runs, Kind::Wasm, echo::Figures::kernel_per_message);
         // Capacity is the inverse of the cost: native us / wasm us.
-        row += &format!(" {:.2}x | {:.2}x | {:.2}x |", native / wasm.0, node / wasm.0, node / wasm.1);
+        row += &format!(" {:.2}x | {:.2}x | {:.2}x |", native / wasm, node / wasm, node / wasm_kernel);
         println!("{row}");
     }
     println!(
@@ -204,10 +193,10 @@ async fn echo_matrix(
 
     println!("\n## echo, closed loop: the share of its core each side was busy, server / generator, the same runs\n");
     matrix_header(servers, "", "");
-    for (conns, payload, busy) in busy_rows {
+    for (conns, payload, runs) in &rows {
         let mut row = format!("| {conns} | {payload} |");
-        for (server, generator) in busy {
-            row += &format!(" {:.0}% / {:.0}% |", server * 100.0, generator * 100.0);
+        for (_, figures) in runs {
+            row += &format!(" {:.0}% / {:.0}% |", figures.server_busy() * 100.0, figures.generator_busy() * 100.0);
         }
         println!("{row}");
     }
@@ -217,6 +206,12 @@ async fn echo_matrix(
          more per message busy or not (BENCHMARKS.md, \"Why the 1000 x 20 B row swings\")"
     );
     capacity.unwrap_or(Capacity { native: 1000.0, wasm: 1000.0 })
+}
+
+/// `what` of the `kind` server's run in a row's runs; NaN when that server
+/// did not run.
+fn figure(runs: &[(Kind, echo::Figures)], kind: Kind, what: fn(&echo::Figures) -> f64) -> f64 {
+    runs.iter().find(|(k, _)| *k == kind).map_or(f64::NAN, |(_, figures)| what(figures))
 }
 
 /// Closed-loop msgs/s of the two ws-host servers: what the fixed-rate phase
