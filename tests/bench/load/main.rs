@@ -147,6 +147,10 @@ async fn echo_matrix(
             let all: Vec<&Server> = servers.iter().collect();
             let trials =
                 in_turns(&all, repeats, async |server| echo::closed_loop(server, conns, payload, phase).await).await;
+            let swings: Vec<String> = [Kind::Native, Kind::Node, Kind::Bare]
+                .iter()
+                .map(|&base| paired_swing(servers, &trials, base))
+                .collect();
             let mut runs = Vec::new();
             let mut row = format!("| {conns} | {payload} |");
             for (server, trials) in servers.iter().zip(trials) {
@@ -155,8 +159,8 @@ async fn echo_matrix(
                 runs.push((server.kind, figures));
             }
             let rate = |kind| figure(&runs, kind, |f| f.rate);
-            for base in [Kind::Native, Kind::Node, Kind::Bare] {
-                row += &format!(" {:.2}x |", rate(Kind::Wasm) / rate(base));
+            for (base, swing) in [Kind::Native, Kind::Node, Kind::Bare].into_iter().zip(&swings) {
+                row += &format!(" {:.2}x{swing} |", rate(Kind::Wasm) / rate(base));
             }
             println!("{row}");
             if capacity.is_none() || (conns == 100 && payload == 20) {
@@ -164,6 +168,12 @@ async fn echo_matrix(
             }
             rows.push((conns, payload, runs));
         }
+    }
+    if repeats > 1 {
+        println!(
+            "\nIn brackets, the lowest and highest ratio of the runs taken back to back (the wasm server's k-th \
+             run against the baseline's k-th): how far the machine's noise moved the ratio within the row."
+        );
     }
     println!("\ntargets: wasm >= 0.90x native msg/s, >= 3x node msg/s");
 
@@ -206,6 +216,19 @@ async fn echo_matrix(
          more per message busy or not (BENCHMARKS.md, \"Why the 1000 x 20 B row swings\")"
     );
     capacity.unwrap_or(Capacity { native: 1000.0, wasm: 1000.0 })
+}
+
+/// " (lowest-highest)" of the wasm/`base` msgs/s ratios of runs taken back to
+/// back, the k-th run of each; empty with one run or without both servers.
+fn paired_swing(servers: &[Server], trials: &[Vec<echo::Figures>], base: Kind) -> String {
+    let runs = |kind| servers.iter().zip(trials).find(|(s, _)| s.kind == kind).map(|(_, t)| t);
+    let (Some(wasm), Some(base)) = (runs(Kind::Wasm), runs(base)) else { return String::new() };
+    if wasm.len() < 2 {
+        return String::new();
+    }
+    let ratios = wasm.iter().zip(base).map(|(w, b)| w.rate / b.rate);
+    let (low, high) = ratios.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| (lo.min(r), hi.max(r)));
+    format!(" ({low:.2}-{high:.2})")
 }
 
 /// `what` of the `kind` server's run in a row's runs; NaN when that server
