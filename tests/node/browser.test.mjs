@@ -1,7 +1,8 @@
-// The browser demo end to end: two headless Chromium pages chat through
-// `ws-host run chat.wasm --static examples/chat-web`, see each other's
-// messages, and reconnect after the server restarts. A screenshot of the
-// demo is kept in $ARTIFACTS_DIR.
+// The browser demo end to end, started as the README's first command starts
+// it (`examples/demo.sh`, which builds the chat handler and runs `ws-host run
+// chat.wasm --static examples/chat-web`): two headless Chromium pages chat,
+// see each other's messages, and reconnect after the server restarts. A
+// screenshot of the demo is kept in $ARTIFACTS_DIR.
 import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { createInterface } from "node:readline";
@@ -10,19 +11,25 @@ import assert from "node:assert/strict";
 
 import { chromium } from "playwright-core";
 
-const webRoot = new URL("../../examples/chat-web/", import.meta.url).pathname;
+const demo = new URL("../../examples/demo.sh", import.meta.url).pathname;
+const listening = "ws-host listening on ws://";
 
+// The script execs `cargo run`, which execs ws-host: the child is the server.
 function startServer(port) {
-    const child = spawn(process.env.WS_HOST_BIN, ["run", process.env.GUEST_CHAT, "--static", webRoot, "--port", String(port)], {
-        stdio: ["ignore", "pipe", "inherit"],
-        env: { ...process.env, RUST_LOG: "warn" },
+    const child = spawn("bash", [demo], {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, PORT: String(port), RUST_LOG: "warn" },
     });
+    // The set-up's output (rustup, cargo), shown only if the demo fails to start.
+    let setup = "";
+    child.stderr.on("data", (chunk) => (setup += chunk));
     return new Promise((resolve, reject) => {
-        createInterface({ input: child.stdout }).once("line", (line) => {
-            const address = line.replace("ws-host listening on ws://", "");
+        createInterface({ input: child.stdout }).on("line", (line) => {
+            if (!line.startsWith(listening)) return;
+            const address = line.slice(listening.length);
             resolve({ child, address, port: Number(address.split(":")[1]) });
         });
-        child.once("exit", (code) => reject(new Error(`ws-host exited with ${code}`)));
+        child.once("exit", (code) => reject(new Error(`examples/demo.sh exited with ${code}:\n${setup}`)));
     });
 }
 
