@@ -11,11 +11,13 @@ venv="$target/autobahn-venv"
 [ -x "$venv/bin/kosoku" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install --quiet kosoku; }
 
 rustup target add wasm32-wasip2 >/dev/null
-cargo build --release --target wasm32-wasip2 --manifest-path examples/guests/Cargo.toml -p raw-echo
+# Where the test suite builds the guests (tests/build.rs).
+CARGO_TARGET_DIR="$target/guests" \
+    cargo build --release --target wasm32-wasip2 --manifest-path examples/guests/Cargo.toml -p raw-echo
 cargo build -p ws-host
 out="$(mktemp -d)"
 # Autobahn's limit cases send messages up to 16 MiB.
-"$target/debug/ws-host" run examples/guests/target/wasm32-wasip2/release/raw_echo.wasm --port 0 \
+"$target/debug/ws-host" run "$target/guests/wasm32-wasip2/release/raw_echo.wasm" --port 0 \
     --max-payload $((64 << 20)) --memory-limit $((256 << 20)) >"$out/stdout" 2>"$out/stderr" &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -rf "$out"' EXIT
