@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 
 use crate::client::{Ws, connect, decode, echo_request, event};
-use crate::pacer::Pacer;
+use crate::pacer::{Pacer, Schedule};
 use crate::servers::{CpuTime, Kind, Server};
 use ws_host::codec::{ERROR, Message};
 
@@ -134,63 +134,63 @@ pub async fn closed_loop(server: &Server, connections: usize, payload: usize, ph
 
 /// `connections` clients sending `rate` requests per second in all, evenly
 /// spaced (slot k goes to connection k mod `connections`), whatever the
-/// replies do.
+/// replies do. One task sends every request as its slot comes due, so a
+/// request waits for nothing but the timer's wake-up (a task per connection,
+/// woken through a channel, queued behind the readers: that added its own
+/// lateness); each connection's reader knows from its count of replies which
+/// slot each answers, since replies come in request order.
 pub async fn fixed_rate(server: &Server, connections: usize, payload: usize, rate: f64, phase: Duration) -> Figures {
     let clients = connect_all(server, connections).await;
     let counters = Counters::now(server);
-    let start = Instant::now() + Duration::from_millis(10);
-    let mut pacer = Pacer::new(start, Duration::from_secs_f64(1.0 / rate)).expect("a timerfd for the send schedule");
-    let (slots, tasks): (Vec<_>, Vec<_>) = clients
+    let schedule =
+        Schedule { start: Instant::now() + Duration::from_millis(10), period: Duration::from_secs_f64(1.0 / rate) };
+    let slots = schedule.slots_within(phase);
+    let mut pacer = Pacer::new(schedule).expect("a timerfd for the send schedule");
+    let (mut sinks, streams): (Vec<_>, Vec<_>) = clients.into_iter().map(StreamExt::split).unzip();
+    let readers: Vec<_> = streams
         .into_iter()
-        .map(|ws| {
-            let ezez = server.kind.ezez();
-            let (slot, mut due) = mpsc::unbounded_channel::<Instant>();
-            let task = tokio::spawn(async move {
-                let (mut sink, mut stream) = ws.split();
-                let (scheduled_tx, mut scheduled) = mpsc::unbounded_channel::<Instant>();
-                let sender = tokio::spawn(async move {
-                    let text = "x".repeat(payload);
-                    let mut lateness = Histogram::<u64>::new(3).unwrap();
-                    let mut id = 0;
-                    while let Some(at) = due.recv().await {
-                        id += 1;
-                        lateness.record(at.elapsed().as_micros() as u64).unwrap();
-                        scheduled_tx.send(at).unwrap();
-                        sink.send(echo_request(ezez, id, &text)).await.expect("send");
-                    }
-                    (sink, lateness)
-                });
+        .enumerate()
+        .map(|(first, mut stream)| {
+            tokio::spawn(async move {
                 let mut latency = Histogram::<u64>::new(3).unwrap();
-                // Replies come in request order on one connection.
-                while let Some(at) = scheduled.recv().await {
+                for slot in (first as u64..slots).step_by(connections) {
                     expect_reply(stream.next().await);
-                    latency.record(at.elapsed().as_micros() as u64).unwrap();
+                    latency.record(schedule.at(slot).elapsed().as_micros() as u64).unwrap();
                 }
-                let (sink, lateness) = sender.await.unwrap();
-                let _ = sink.reunite(stream).unwrap().close(None).await;
-                (latency, lateness)
-            });
-            (slot, task)
+                (stream, latency)
+            })
         })
-        .unzip();
-    tokio::spawn(async move {
-        loop {
-            for k in pacer.due().await.expect("the send schedule's timer") {
-                let at = pacer.scheduled(k);
-                if at >= start + phase {
-                    // Dropping the slots ends each connection's sender.
-                    return;
+        .collect();
+    let ezez = server.kind.ezez();
+    let sender = tokio::spawn(async move {
+        let text = "x".repeat(payload);
+        let mut lateness = Histogram::<u64>::new(3).unwrap();
+        let mut ids = vec![0; connections];
+        let mut sent = 0;
+        while sent < slots {
+            for slot in pacer.due().await.expect("the send schedule's timer") {
+                if slot >= slots {
+                    break;
                 }
-                slots[k as usize % slots.len()].send(at).unwrap();
+                let connection = slot as usize % connections;
+                ids[connection] += 1;
+                lateness.record(schedule.at(slot).elapsed().as_micros() as u64).unwrap();
+                sinks[connection].send(echo_request(ezez, ids[connection], &text)).await.expect("send");
+                sent = slot + 1;
             }
         }
+        (sinks, lateness)
     });
-    let mut send_lateness = Histogram::<u64>::new(3).unwrap();
     let mut latencies = Vec::new();
-    for task in tasks {
-        let (latency, lateness) = task.await.unwrap();
-        send_lateness.add(lateness).unwrap();
+    let mut streams = Vec::new();
+    for reader in readers {
+        let (stream, latency) = reader.await.unwrap();
+        streams.push(stream);
         latencies.push(latency);
+    }
+    let (sinks, send_lateness) = sender.await.unwrap();
+    for (sink, stream) in sinks.into_iter().zip(streams) {
+        let _ = sink.reunite(stream).unwrap().close(None).await;
     }
     Figures { send_lateness, ..collect(server, counters, latencies, phase) }
 }

@@ -18,28 +18,46 @@ use rustix::time::{
 };
 use tokio::io::unix::AsyncFd;
 
-/// Slots `start + k * period` for k = 0, 1, 2, ...
+/// Slots `start + k * period` for k = 0, 1, 2, ...: when each was due,
+/// known to whoever holds a copy.
+#[derive(Clone, Copy)]
+pub struct Schedule {
+    pub start: Instant,
+    pub period: Duration,
+}
+
+impl Schedule {
+    /// When slot `k` was due.
+    pub fn at(&self, k: u64) -> Instant {
+        self.start + Duration::from_nanos(self.period.as_nanos() as u64 * k)
+    }
+
+    /// How many slots fall within `phase` of the start.
+    pub fn slots_within(&self, phase: Duration) -> u64 {
+        (phase.as_nanos() as u64).div_ceil(self.period.as_nanos() as u64)
+    }
+}
+
+/// Wakes at the slots of a [`Schedule`].
 pub struct Pacer {
     timer: AsyncFd<OwnedFd>,
-    start: Instant,
-    period: Duration,
     next: u64,
 }
 
 impl Pacer {
-    pub fn new(start: Instant, period: Duration) -> io::Result<Pacer> {
+    pub fn new(schedule: Schedule) -> io::Result<Pacer> {
         let timer = timerfd_create(TimerfdClockId::Monotonic, TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC)?;
         // A zero first expiry would disarm the timer: a start already past
         // fires at once.
-        let first = start.saturating_duration_since(Instant::now()).max(Duration::from_nanos(1));
-        let spec = Itimerspec { it_interval: timespec(period), it_value: timespec(first) };
+        let first = schedule.start.saturating_duration_since(Instant::now()).max(Duration::from_nanos(1));
+        let spec = Itimerspec { it_interval: timespec(schedule.period), it_value: timespec(first) };
         timerfd_settime(&timer, TimerfdTimerFlags::empty(), &spec)?;
         // `AsyncFd::new` is deprecated for types whose descriptor could change
         // under it; an `OwnedFd` cannot, and its replacement is `unsafe`,
         // which this workspace forbids.
         #[allow(deprecated)]
         let timer = AsyncFd::new(timer)?;
-        Ok(Pacer { timer, start, period, next: 0 })
+        Ok(Pacer { timer, next: 0 })
     }
 
     /// Waits until at least one slot is due and returns the slots due since
@@ -59,11 +77,6 @@ impl Pacer {
             }
         }
     }
-
-    /// When slot `k` was due.
-    pub fn scheduled(&self, k: u64) -> Instant {
-        self.start + Duration::from_nanos(self.period.as_nanos() as u64 * k)
-    }
 }
 
 fn timespec(duration: Duration) -> Timespec {
@@ -74,10 +87,23 @@ fn timespec(duration: Duration) -> Timespec {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_slots_within_a_phase_are_those_due_before_its_end() {
+        let start = Instant::now();
+        for (period_us, phase_us, slots) in [(250, 1000, 4), (250, 1001, 5), (300, 1000, 4), (1000, 1, 1)] {
+            let schedule = Schedule { start, period: Duration::from_micros(period_us) };
+            let phase = Duration::from_micros(phase_us);
+            assert_eq!(schedule.slots_within(phase), slots, "{period_us} us slots in {phase_us} us");
+            assert!(schedule.at(slots - 1) < start + phase, "the last slot is due within the phase");
+            assert!(schedule.at(slots) >= start + phase, "the next is not");
+        }
+    }
+
     #[tokio::test]
     async fn slots_come_due_in_order_none_early_none_left_behind() {
         let period = Duration::from_micros(250);
-        let mut pacer = Pacer::new(Instant::now(), period).unwrap();
+        let schedule = Schedule { start: Instant::now(), period };
+        let mut pacer = Pacer::new(schedule).unwrap();
         let mut next = 0;
         while next < 40 {
             if next % 10 == 0 {
@@ -90,11 +116,11 @@ mod tests {
             let after = Instant::now();
             assert_eq!(slots.start, next, "slots are handed out in order, none skipped");
             assert!(!slots.is_empty(), "a wake-up hands out at least one slot");
-            assert!(pacer.scheduled(slots.end - 1) <= after, "a slot is never handed out before it is due");
+            assert!(schedule.at(slots.end - 1) <= after, "a slot is never handed out before it is due");
             // The kernel's schedule starts a moment after ours (the timer is
             // armed after `start` was read): a millisecond covers that.
             assert!(
-                pacer.scheduled(slots.end) + Duration::from_millis(1) > before,
+                schedule.at(slots.end) + Duration::from_millis(1) > before,
                 "every slot due when the timer was read is handed out"
             );
             next = slots.end;
