@@ -42,7 +42,7 @@ cp Cargo.lock tests/fuzz/Cargo.lock
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/fuzz-check" \
     cargo clippy --manifest-path tests/fuzz/Cargo.toml --bins --quiet -- -D warnings
 
-step "Node suites: compatibility (npm ws + @ezez/utils), TypeScript types, the browser demo in Chromium"
+step "Node suites: compatibility (npm ws + @ezez/utils), TypeScript types, the browser demo in Chromium (started by examples/demo.sh)"
 if ! command -v chromium >/dev/null; then
     # Debian's Chromium drives the browser demo test (playwright-core cannot download one here).
     apt_install chromium
