@@ -165,17 +165,16 @@ pub async fn fixed_rate(server: &Server, connections: usize, payload: usize, rat
     let sender = tokio::spawn(async move {
         let text = "x".repeat(payload);
         let mut lateness = Histogram::<u64>::new(3).unwrap();
-        let mut ids = vec![0; connections];
         let mut sent = 0;
         while sent < slots {
             for slot in pacer.due().await.expect("the send schedule's timer") {
                 if slot >= slots {
                     break;
                 }
-                let connection = slot as usize % connections;
-                ids[connection] += 1;
+                // A connection's n-th request (id n) takes its n-th slot.
+                let (connection, id) = (slot as usize % connections, slot / connections as u64 + 1);
                 lateness.record(schedule.at(slot).elapsed().as_micros() as u64).unwrap();
-                sinks[connection].send(echo_request(ezez, ids[connection], &text)).await.expect("send");
+                sinks[connection].send(echo_request(ezez, id, &text)).await.expect("send");
                 sent = slot + 1;
             }
         }
