@@ -214,6 +214,47 @@ async fn a_handler_that_hoards_host_resources_is_stopped_and_its_instance_replac
 }
 
 #[tokio::test]
+async fn the_memory_limit_holds_for_all_of_a_handlers_memories_and_tables_together() {
+    // 4 MiB for the handler, which has four memories and a table: 1 MiB in
+    // each memory fits, 2 MiB in each does not, though each would alone.
+    let sandbox = Sandbox { memory_bytes: 4 << 20, ..Sandbox::default() };
+    let server = TestServer::named("spreader", guests::SPREADER, config(sandbox), runtime()).await;
+    let mut client = server.client("k").await;
+    let mut bystander = server.client("b").await;
+    assert_eq!(client.request("spread", vec![n(16.0)]).await.args, vec![n(16.0)]);
+    assert_eq!(server.handler.metrics().memory_bytes, 4 << 20);
+    failed(&client.request("spread", vec![n(16.0)]).await, "spread");
+    assert!(logged("spreader", "refused growth to 5242880 bytes, over the limit of 4194304"), "{}", logs());
+    // A fresh instance: its memories start empty.
+    assert_eq!(client.request("spread", vec![n(8.0)]).await.args, vec![n(8.0)]);
+
+    // A table's elements take the host's memory too (8 bytes each here):
+    // 2 MiB of memories and 1.5 MiB of table fit, 2.5 MiB of table does not.
+    assert_eq!(client.request("stretch", vec![n(196_608.0)]).await.args, vec![n(196_608.0)]);
+    failed(&client.request("stretch", vec![n(131_072.0)]).await, "stretch");
+    assert_eq!(client.request("stretch", vec![n(327_680.0)]).await.args, vec![n(327_680.0)]);
+    assert_eq!(server.handler.metrics().traps, 2);
+    assert_eq!(bystander.request("spread", vec![n(1.0)]).await.args, vec![n(1.0)]);
+}
+
+#[tokio::test]
+async fn a_handler_with_a_hundred_memories_is_refused() {
+    // Each memory reserves gigabytes of the host's address space, even empty.
+    let memories = "(memory 0) ".repeat(100);
+    let component = format!(
+        r#"(component
+            (core module $m {memories} (func (export "ping")))
+            (core instance $i (instantiate $m))
+            (func $ping (canon lift (core func $i "ping")))
+            (instance $incoming (export "ping" (func $ping)))
+            (export "test:memories/incoming" (instance $incoming)))"#
+    );
+    let wasm = wat::parse_str(component).unwrap();
+    let error = Handler::load(runtime(), "memories", &wasm, &Config::default()).err().expect("refused").to_string();
+    assert!(error.contains("at most 16 core instances, 16 linear memories and 64 tables: resource limit exceeded: memory count too high"), "{error}");
+}
+
+#[tokio::test]
 async fn what_a_handler_keeps_in_the_host_is_bounded_per_client() {
     let sandbox = Sandbox { max_context_bytes: 1024, max_rooms_per_client: 3, ..Sandbox::default() };
     let server = TestServer::named("keeper", guests::FIXTURE, config(sandbox), runtime()).await;

@@ -55,7 +55,7 @@ pub const MAX_ROOM_NAME_BYTES: usize = 256;
 pub struct Sandbox {
     /// Wall-clock time one event may run in the guest before it is stopped.
     pub event_deadline_ms: u64,
-    /// Linear memory an instance may grow to.
+    /// Bytes an instance's linear memories and tables may take together.
     pub memory_bytes: usize,
     /// Events waiting for the handler; when full, readers wait (back-pressure).
     pub event_queue: usize,

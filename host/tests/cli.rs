@@ -394,7 +394,7 @@ fn settings_that_cannot_work_are_one_line_errors() {
     // Too little memory to start: the error says which setting to raise.
     let stderr = fails(&["run", guests::ECHO, "--port", "0", "--memory-limit", "1000"]);
     assert!(
-        stderr.starts_with("error: handler echo failed while starting: its memory was refused growth to "),
+        stderr.starts_with("error: handler echo failed while starting: its memory (linear memories and tables together) was refused growth to "),
         "{stderr}"
     );
     assert!(stderr.contains("over the limit of 1000 bytes (raise it with `--memory-limit`)"), "{stderr}");

@@ -40,6 +40,8 @@ pub mod guests {
     pub const SPINNING_START: &str = env!("GUEST_SPINNING_START");
     /// Hand-written (guests/wat): `hoard` takes WASI timers until refused.
     pub const HOARDER: &str = env!("GUEST_HOARDER");
+    /// Hand-written (guests/wat): grows four memories and a table on request.
+    pub const SPREADER: &str = env!("GUEST_SPREADER");
 }
 
 /// Longest any single step may take before a test fails instead of hanging.

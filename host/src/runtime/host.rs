@@ -4,12 +4,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{self, LogLevel, RawMessage};
 use super::guest_log::{GuestLog, LogLimit, MAX_LINE};
-use super::metrics::HandlerMetrics;
+use super::limiter::Limits;
 use crate::codec::Frame;
 use crate::config::{Config, MAX_ROOM_NAME_BYTES};
 use crate::registry::{ClientId, Registry, close_code_allowed};
@@ -29,50 +28,6 @@ pub struct HostState {
     kept: KeptLimits,
     wasi: WasiCtx,
     table: ResourceTable,
-}
-
-/// The store's limits, reporting the instance's memory to the metrics and
-/// keeping the growth it refused, so that the failure it leads to (a guest
-/// aborts when its allocator gets no memory) can name the limit.
-pub struct Limits {
-    inner: StoreLimits,
-    metrics: Arc<HandlerMetrics>,
-    /// The memory size last refused in the running call.
-    pub refused: Option<usize>,
-}
-
-impl Limits {
-    pub fn new(inner: StoreLimits, metrics: Arc<HandlerMetrics>) -> Self {
-        Limits { inner, metrics, refused: None }
-    }
-}
-
-impl ResourceLimiter for Limits {
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let allowed = self.inner.memory_growing(current, desired, maximum)?;
-        if allowed {
-            self.metrics.memory(desired);
-        } else {
-            self.refused = Some(desired);
-        }
-        Ok(allowed)
-    }
-
-    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        self.inner.table_growing(current, desired, maximum)
-    }
-
-    fn instances(&self) -> usize {
-        self.inner.instances()
-    }
-
-    fn tables(&self) -> usize {
-        self.inner.tables()
-    }
-
-    fn memories(&self) -> usize {
-        self.inner.memories()
-    }
 }
 
 /// What a handler may keep in the host for each client: the host's memory
@@ -112,8 +67,7 @@ impl HostState {
     /// stderr go to the log. Limits as `config` says.
     pub fn new(handler: Arc<str>, registry: Arc<Registry>, config: &Config) -> Self {
         let sandbox = &config.sandbox;
-        let memory = StoreLimitsBuilder::new().memory_size(sandbox.memory_bytes).instances(16).build();
-        let limits = Limits::new(memory, registry.metrics().clone());
+        let limits = Limits::new(sandbox.memory_bytes, registry.metrics().clone());
         let sends = SendBudget {
             left: sandbox.max_sends_per_event,
             per_call: sandbox.max_sends_per_event,

@@ -14,6 +14,7 @@ use wasmtime::{Store, Trap, WasmBacktrace};
 
 use super::bindings::{RawMessage, Request};
 use super::host::HostState;
+use super::limiter;
 use super::schema::{IncomingEvent, Lifecycle, TextCall};
 use crate::bridge::from_wit;
 use crate::codec::Value;
@@ -260,7 +261,7 @@ impl CallLimits {
     fn explain(&self, store: &mut Store<HostState>, error: wasmtime::Error) -> wasmtime::Error {
         if let Some(wanted) = store.data_mut().limits.refused.take() {
             return error.context(format!(
-                "its memory was refused growth to {wanted} bytes, over the limit of {} bytes (raise it with `--memory-limit`)",
+                "its memory (linear memories and tables together) was refused growth to {wanted} bytes, over the limit of {} bytes (raise it with `--memory-limit`)",
                 self.memory
             ));
         }
@@ -279,7 +280,10 @@ impl CallLimits {
                 "it accessed memory outside its linear memory, as a guest whose stack overflowed does \
                  (deep or unbounded recursion)",
             ),
-            _ => error,
+            _ => match limiter::counts_exceeded(&error) {
+                Some(counts) => error.context(counts),
+                None => error,
+            },
         }
     }
 }

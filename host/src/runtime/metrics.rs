@@ -168,7 +168,8 @@ impl HandlerMetrics {
         self.swaps.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The instance's linear memory grew (or a fresh one started) to `bytes`.
+    /// The instance's linear memories and tables grew (or a fresh one
+    /// started) to `bytes` in all.
     pub fn memory(&self, bytes: usize) {
         self.memory_bytes.store(bytes as u64, Ordering::Relaxed);
     }

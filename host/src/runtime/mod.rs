@@ -8,6 +8,7 @@ mod guest_log;
 mod handler;
 mod host;
 mod instance;
+mod limiter;
 pub mod metrics;
 mod native;
 mod outgoing;

@@ -84,9 +84,13 @@ fn counters(out: &mut String, routes: &[(String, Endpoint)]) {
         &|s| vec![(String::new(), s.traps)],
     );
     by_label("ws_host_swaps_total", "Successful hot swaps.", "counter", "", &|s| vec![(String::new(), s.swaps)]);
-    by_label("ws_host_instance_memory_bytes", "Linear memory of the handler's instance.", "gauge", "", &|s| {
-        vec![(String::new(), s.memory_bytes)]
-    });
+    by_label(
+        "ws_host_instance_memory_bytes",
+        "Linear memories and tables of the handler's instance, in bytes.",
+        "gauge",
+        "",
+        &|s| vec![(String::new(), s.memory_bytes)],
+    );
     if snapshots.iter().any(|(_, _, s)| s.cluster.is_some()) {
         type Read = fn(&ClusterSnapshot) -> u64;
         let cluster = |s: &Snapshot, f: Read| s.cluster.as_ref().map(|c| (String::new(), f(c))).into_iter().collect();

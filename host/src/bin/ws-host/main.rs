@@ -137,7 +137,7 @@ struct RunArgs {
     /// Milliseconds one event may run in the handler before it is stopped [default: 1000].
     #[arg(long, help_heading = SANDBOX_LIMITS, value_name = "MS")]
     event_deadline_ms: Option<u64>,
-    /// Linear memory one handler instance may use, in bytes [default: 67108864].
+    /// Memory one handler instance may use, in bytes: its linear memories and tables together [default: 67108864].
     #[arg(long, help_heading = SANDBOX_LIMITS, value_name = "BYTES")]
     memory_limit: Option<usize>,
     /// Fuel (about one unit per WebAssembly instruction) one event may burn;
