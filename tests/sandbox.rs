@@ -1,7 +1,7 @@
 //! The sandbox holds: a handler that floods, sends or replies a giant
-//! message, or burns its fuel is stopped at the limit and logged; a client
-//! that never reads is dropped. Throughout, a well-behaved client keeps
-//! getting its replies.
+//! message, burns its fuel, or spreads its memory over many memories and
+//! tables is stopped at the limit and logged; a client that never reads is
+//! dropped. Throughout, a well-behaved client keeps getting its replies.
 
 use std::time::Duration;
 
