@@ -238,6 +238,28 @@ async fn the_memory_limit_holds_for_all_of_a_handlers_memories_and_tables_togeth
 }
 
 #[tokio::test]
+async fn a_reply_of_millions_of_list_items_is_stopped_before_the_host_holds_them() {
+    let server = TestServer::named("copier", guests::COPIER, Config::default(), runtime()).await;
+    let mut client = server.client("k").await;
+    let reply = client.request("copy", vec![n(65_536.0)]).await;
+    assert_eq!(reply.args, vec![Value::Bytes(vec![0; 65_536].into())]);
+    // 12 MB of the guest's memory, within its limit, but a value per byte in
+    // the host: hundreds of MiB, over the bound of 128 MiB per call.
+    failed(&client.request("copy", vec![n(12_000_000.0)]).await, "copy");
+    let bound = "it handed the host more than 134217728 bytes of values in one call";
+    assert!(logged("copier", bound), "{}", logs());
+    assert_eq!(client.request("copy", vec![n(8.0)]).await.args, vec![Value::Bytes(vec![0; 8].into())]);
+
+    // The bound grows with the max message size: a reply that fits it gets
+    // through, if the operator allows messages that big.
+    let big = Config { max_payload_bytes: 16 << 20, ..Config::default() };
+    let server = TestServer::named("copier-16m", guests::COPIER, big, runtime()).await;
+    let mut client = server.client("k").await;
+    let reply = client.request("copy", vec![n(12_000_000.0)]).await;
+    assert_eq!(reply.args, vec![Value::Bytes(vec![0; 12_000_000].into())]);
+}
+
+#[tokio::test]
 async fn a_handler_with_a_hundred_memories_is_refused() {
     // Each memory reserves gigabytes of the host's address space, even empty.
     let memories = "(memory 0) ".repeat(100);

@@ -42,6 +42,8 @@ pub mod guests {
     pub const HOARDER: &str = env!("GUEST_HOARDER");
     /// Hand-written (guests/wat): grows four memories and a table on request.
     pub const SPREADER: &str = env!("GUEST_SPREADER");
+    /// Hand-written (guests/wat): replies with as many bytes as asked.
+    pub const COPIER: &str = env!("GUEST_COPIER");
 }
 
 /// Longest any single step may take before a test fails instead of hanging.

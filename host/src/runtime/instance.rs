@@ -47,8 +47,13 @@ impl Live {
         let mut store = Store::new(pre.engine(), state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();
-        let limits =
-            CallLimits { deadline: sandbox.event_deadline(), fuel: sandbox.fuel, memory: sandbox.memory_bytes };
+        let limits = CallLimits {
+            deadline: sandbox.event_deadline(),
+            fuel: sandbox.fuel,
+            memory: sandbox.memory_bytes,
+            hostcall_fuel: limiter::hostcall_fuel(config.max_payload_bytes),
+        };
+        store.set_hostcall_fuel(limits.hostcall_fuel);
         limits.refill(&mut store)?;
         let instance = pre.instantiate(&mut store).map_err(|e| limits.explain(&mut store, e))?;
         Ok(Live { store, instance, limits, typed: Vec::new() })
@@ -237,6 +242,8 @@ struct CallLimits {
     deadline: std::time::Duration,
     fuel: Option<u64>,
     memory: usize,
+    /// Bytes of values one call may hand the host.
+    hostcall_fuel: usize,
 }
 
 impl CallLimits {
@@ -280,8 +287,10 @@ impl CallLimits {
                 "it accessed memory outside its linear memory, as a guest whose stack overflowed does \
                  (deep or unbounded recursion)",
             ),
-            _ => match limiter::counts_exceeded(&error) {
-                Some(counts) => error.context(counts),
+            _ => match limiter::counts_exceeded(&error)
+                .or_else(|| limiter::hostcall_fuel_exhausted(&error, self.hostcall_fuel))
+            {
+                Some(why) => error.context(why),
                 None => error,
             },
         }

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use wasmtime::ResourceLimiter;
+use wasmtime::component::Val;
 
 use super::metrics::HandlerMetrics;
 
@@ -23,6 +24,28 @@ const TABLE_ELEMENT_BYTES: usize = size_of::<usize>();
 const MAX_INSTANCES: usize = 16;
 const MAX_MEMORIES: usize = 16;
 const MAX_TABLES: usize = 64;
+
+/// wasmtime's own bound on what one call hands the host (its "hostcall
+/// fuel"): bytes of the host's values, where a list item is a whole `Val`.
+const HOSTCALL_FUEL: usize = 128 << 20;
+
+/// What one call may hand the host: wasmtime's bound, or more if the max
+/// message size allows a list of bytes that would not fit in it.
+pub fn hostcall_fuel(max_payload_bytes: usize) -> usize {
+    HOSTCALL_FUEL.max(max_payload_bytes.saturating_mul(size_of::<Val>()))
+}
+
+/// Names the bound when a call handed the host more than it, which wasmtime
+/// says as "too much data is being copied"; `None` for any other error.
+pub fn hostcall_fuel_exhausted(error: &wasmtime::Error, fuel: usize) -> Option<String> {
+    error.to_string().contains("too much data is being copied").then(|| {
+        format!(
+            "it handed the host more than {fuel} bytes of values in one call (a list item takes {} bytes; the \
+             bound follows `--max-payload`)",
+            size_of::<Val>()
+        )
+    })
+}
 
 /// Names the counts when wasmtime refused one too many, which it says as
 /// "<what> count too high at <n>"; `None` for any other error.
