@@ -1,5 +1,6 @@
 //! What an instance may take from the host's memory: its linear memories and
-//! tables together, under the one memory limit of its handler.
+//! tables together, under the one memory limit of its handler; and the values
+//! one call may hand the host.
 //!
 //! wasmtime's own `StoreLimits` bound each memory and table on its own, so a
 //! component with several memories (one per core module, or a module with
