@@ -66,6 +66,11 @@ async fn every_kind_round_trips() {
     assert_eq!(roundtrip(&mut c, "echoBytes", bytes.clone()).await, same(bytes.clone()));
     assert_eq!(roundtrip(&mut c, "echoBytes", Value::Array(vec![n(0.0), n(1.0), n(255.0)])).await, same(bytes));
     assert_eq!(roundtrip(&mut c, "echoBytes", Value::Bytes(Bytes::new())).await, same(Value::Bytes(Bytes::new())));
+    // A string and bytes in, bytes out (a typed call, as `echoBytes`).
+    for data in [Value::Bytes(Bytes::from_static(&[0, 255])), Value::Array(vec![n(0.0), n(255.0)])] {
+        let reply = c.request("labelBytes", vec![s("ab"), data]).await;
+        assert_eq!(reply.args, vec![Value::Bytes(Bytes::from_static(&[b'a', b'b', 0, 255]))]);
+    }
 
     let points = Value::Array(vec![point(1.0, -2.0, s("a")), point(3.0, 4.0, Value::Null)]);
     assert_eq!(roundtrip(&mut c, "echoList", points.clone()).await, same(points));
@@ -133,6 +138,7 @@ async fn converted_arguments_read_back_as_wire_values_convert_the_same() {
         ("echoResult", vec![obj(&[("tag", s("err")), ("val", n(404.0))])]),
         ("pair", vec![s("a")]),
         ("pair", vec![s("a"), s("b")]),
+        ("labelBytes", vec![s("a"), Value::Bytes(Bytes::from_static(&[7]))]),
     ];
     for (name, args) in cases {
         let mut event = Event { name: name.into(), id: 1, reply_to: None, args };
@@ -159,6 +165,7 @@ async fn values_that_do_not_fit_are_refused_with_what_was_expected() {
         ("echoChar", s("ab"), "expected string of one character (char), got string of 2 characters"),
         ("echoString", Value::Null, "expected string, got null"),
         ("echoBytes", Value::Array(vec![n(256.0)]), "[0]: expected integer in 0..=255 (u8), got 256 (out of range)"),
+        ("echoBytes", s("ab"), "expected bytes, got string"),
         (
             "echoList",
             Value::Array(vec![obj(&[("x", n(1.0))])]),

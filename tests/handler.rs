@@ -194,15 +194,21 @@ async fn shutdown_answers_the_events_already_queued_before_it_closes() {
 }
 
 #[test]
-fn events_of_strings_take_the_typed_path_and_others_the_dynamic_one() {
-    use ws_host::runtime::schema::TextCall;
+fn events_of_strings_and_bytes_take_the_typed_path_and_others_the_dynamic_one() {
+    use ws_host::runtime::args::{Plain, Shape, TypedCall};
     let bytes = std::fs::read(guests::FIXTURE).unwrap();
     let version = ws_host::Handler::check(ws_host_tests::runtime(), "fixture", &bytes, &Config::default()).unwrap();
-    let shape = |name: &str| version.schema.incoming.get(name).unwrap().text_call;
-    assert_eq!(shape("echoString"), Some(TextCall { strings: 1, reply: true }));
-    assert_eq!(shape("crash"), Some(TextCall { strings: 1, reply: false }), "sender, then a string");
-    assert_eq!(shape("setCtx"), Some(TextCall { strings: 1, reply: false }));
-    for dynamic in ["echoBytes", "echoU32", "pair", "whoami", "join", "send"] {
+    let shape = |name: &str| version.schema.incoming.get(name).unwrap().typed_call;
+    let typed = |params, reply| Some(TypedCall { params, reply });
+    assert_eq!(shape("echoString"), typed(Shape::Text, Some(Plain::Text)));
+    assert_eq!(shape("crash"), typed(Shape::Text, None), "sender, then a string");
+    assert_eq!(shape("setCtx"), typed(Shape::Text, None));
+    assert_eq!(shape("echoBytes"), typed(Shape::Bytes, Some(Plain::Bytes)));
+    assert_eq!(shape("labelBytes"), typed(Shape::TextAndBytes, Some(Plain::Bytes)));
+    let chat = std::fs::read(guests::CHAT).unwrap();
+    let chat = ws_host::Handler::check(ws_host_tests::runtime(), "chat", &chat, &Config::default()).unwrap();
+    assert_eq!(chat.schema.incoming.get("say").unwrap().typed_call, typed(Shape::TwoTexts, None));
+    for dynamic in ["echoU32", "echoList", "pair", "repeat", "whoami", "join", "send"] {
         assert_eq!(shape(dynamic), None, "{dynamic}");
     }
 }

@@ -6,8 +6,9 @@
 use std::sync::{Arc, Weak};
 
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
-use wasmtime::component::{InstancePre, Val};
+use wasmtime::component::InstancePre;
 
+use super::args::Args;
 use super::bindings::{RawMessage, Request};
 use super::handler::{RequestInfo, Shared};
 use super::host::HostState;
@@ -47,7 +48,7 @@ pub enum Job {
     Event {
         client: ClientId,
         event: Event,
-        args: Vec<Val>,
+        args: Args,
         version: Arc<Version>,
         /// Given back when the job is taken.
         queued: Queued,
@@ -143,7 +144,7 @@ impl Actor {
         }
     }
 
-    fn event(&mut self, shared: &Shared, client: ClientId, mut event: Event, args: Vec<Val>, by: Arc<Version>) {
+    fn event(&mut self, shared: &Shared, client: ClientId, mut event: Event, args: Args, by: Arc<Version>) {
         let registry = &shared.registry;
         let version = self.version.clone();
         let args = if by.number == version.number {

@@ -10,6 +10,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use super::Runtime;
 use super::actor::{AUTH_CHECK_FAILED, Actor, Job, Queued, reply_error};
+use super::args::Args;
 use super::metrics::{Refusal, Snapshot};
 use super::native::{self, NativeHandler};
 use super::scheduling;
@@ -233,7 +234,7 @@ impl Handler {
         let size = Value::size_hint_of(&event.args);
         // A native handler checks its own arguments.
         let args = match self.shared.runtime {
-            None => Vec::new(),
+            None => Args::Vals(Vec::new()),
             Some(_) => match version.schema.convert(&mut event) {
                 Ok(args) => args,
                 Err(message) => {

@@ -12,10 +12,11 @@ use wasmtime::component::{
 use wasmtime::error::Context as _;
 use wasmtime::{Store, Trap, WasmBacktrace};
 
+use super::args::{Args, Plain, PlainArg, Shape, TypedCall};
 use super::bindings::{RawMessage, Request};
 use super::host::HostState;
 use super::limiter;
-use super::schema::{IncomingEvent, Lifecycle, TextCall};
+use super::schema::{IncomingEvent, Lifecycle};
 use crate::bridge::from_wit;
 use crate::codec::Value;
 use crate::config::Config;
@@ -66,15 +67,12 @@ impl Live {
 
     /// Calls an incoming event's function; returns the reply's wire values
     /// (none when the function returns nothing).
-    pub fn call_event(
-        &mut self,
-        event: &IncomingEvent,
-        sender: ClientId,
-        args: Vec<Val>,
-    ) -> wasmtime::Result<Vec<Value>> {
-        if let Some(shape) = event.text_call {
-            return self.call_text(event, shape, sender, args);
-        }
+    pub fn call_event(&mut self, event: &IncomingEvent, sender: ClientId, args: Args) -> wasmtime::Result<Vec<Value>> {
+        let args = match (args, event.typed_call) {
+            (Args::Plain(args), Some(call)) => return self.call_plain(event, call, sender, args),
+            (Args::Vals(args), None) => args,
+            _ => wasmtime::bail!("the arguments of {} were not converted for its kind of call", event.wit_name),
+        };
         let func = self.instance.get_func(&mut self.store, event.export).context("event function not found")?;
         let mut params = Vec::with_capacity(args.len() + 1);
         if event.takes_sender {
@@ -87,37 +85,53 @@ impl Live {
         Ok(reply_args(&results, &event.results))
     }
 
-    /// The typed path of [`TextCall`] signatures; the same results as the
-    /// dynamic call.
-    fn call_text(
+    /// A [`TypedCall`]: the same results as the dynamic call.
+    fn call_plain(
         &mut self,
         event: &IncomingEvent,
-        shape: TextCall,
+        call: TypedCall,
         sender: ClientId,
-        args: Vec<Val>,
+        args: Vec<PlainArg>,
     ) -> wasmtime::Result<Vec<Value>> {
-        let mut args = args.into_iter();
-        let mut text = || match args.next() {
-            Some(Val::String(text)) => Ok(text),
-            other => Err(wasmtime::format_err!("an argument of {} is {other:?}, not a string", event.wit_name)),
+        type Iter = std::vec::IntoIter<PlainArg>;
+        let args = &mut args.into_iter();
+        let wrong = |other: Option<PlainArg>| wasmtime::format_err!("an argument of {} is {other:?}", event.wit_name);
+        let text = |args: &mut Iter| match args.next() {
+            Some(PlainArg::Text(text)) => Ok(text),
+            other => Err(wrong(other)),
+        };
+        let bytes = |args: &mut Iter| match args.next() {
+            Some(PlainArg::Bytes(bytes)) => Ok(bytes),
+            other => Err(wrong(other)),
         };
         let (index, what) = (&event.export, event.wit_name.as_str());
         macro_rules! call {
             ($($param:ty),* ; $params:expr) => {
-                if shape.reply {
-                    let (reply,) = self.call_typed::<($($param,)*), (String,)>(index, what, $params)?;
-                    vec![Value::String(reply)]
-                } else {
-                    self.call_typed::<($($param,)*), ()>(index, what, $params)?;
-                    Vec::new()
+                match call.reply {
+                    None => {
+                        self.call_typed::<($($param,)*), ()>(index, what, $params)?;
+                        Vec::new()
+                    }
+                    Some(Plain::Text) => {
+                        let (reply,) = self.call_typed::<($($param,)*), (String,)>(index, what, $params)?;
+                        vec![Value::String(reply)]
+                    }
+                    Some(Plain::Bytes) => {
+                        let (reply,) = self.call_typed::<($($param,)*), (Vec<u8>,)>(index, what, $params)?;
+                        vec![Value::Bytes(reply.into())]
+                    }
                 }
             };
         }
-        Ok(match (event.takes_sender, shape.strings) {
-            (true, 1) => call!(u64, String; (sender, text()?)),
-            (true, _) => call!(u64, String, String; (sender, text()?, text()?)),
-            (false, 1) => call!(String; (text()?,)),
-            (false, _) => call!(String, String; (text()?, text()?)),
+        Ok(match (event.takes_sender, call.params) {
+            (true, Shape::Text) => call!(u64, String; (sender, text(args)?)),
+            (true, Shape::TwoTexts) => call!(u64, String, String; (sender, text(args)?, text(args)?)),
+            (true, Shape::Bytes) => call!(u64, Vec<u8>; (sender, bytes(args)?)),
+            (true, Shape::TextAndBytes) => call!(u64, String, Vec<u8>; (sender, text(args)?, bytes(args)?)),
+            (false, Shape::Text) => call!(String; (text(args)?,)),
+            (false, Shape::TwoTexts) => call!(String, String; (text(args)?, text(args)?)),
+            (false, Shape::Bytes) => call!(Vec<u8>; (bytes(args)?,)),
+            (false, Shape::TextAndBytes) => call!(String, Vec<u8>; (text(args)?, bytes(args)?)),
         })
     }
 

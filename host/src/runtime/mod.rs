@@ -3,6 +3,7 @@
 //! handler fed by the same kind of thread.
 
 mod actor;
+pub mod args;
 mod bindings;
 mod guest_log;
 mod handler;
