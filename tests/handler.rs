@@ -214,6 +214,28 @@ fn events_of_strings_and_bytes_take_the_typed_path_and_others_the_dynamic_one() 
 }
 
 #[tokio::test]
+async fn outgoing_events_of_strings_and_bytes_arrive_as_sent() {
+    // `told`, `told-twice`, `blob` and `labelled`: the four typed shapes.
+    let server = TestServer::start(guests::FIXTURE).await;
+    let mut client = server.client("k").await;
+    let data = Value::Bytes(vec![0, 7, 255].into());
+    client.send("tell", vec![s("h\u{e9}"), data.clone()]).await;
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let event = client.next_event().await;
+        got.push((event.name, event.args));
+    }
+    let text = s("h\u{e9}");
+    let expected = [
+        ("told", vec![text.clone()]),
+        ("toldTwice", vec![text.clone(), text.clone()]),
+        ("blob", vec![data.clone()]),
+        ("labelled", vec![text, data]),
+    ];
+    assert_eq!(got, expected.map(|(name, args)| (name.to_owned(), args)));
+}
+
+#[tokio::test]
 async fn a_close_the_handler_asks_for_is_always_a_valid_close_frame() {
     let server = TestServer::start(guests::FIXTURE).await;
     let mut kicker = server.client("kicker").await;

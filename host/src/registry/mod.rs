@@ -70,6 +70,15 @@ pub enum Target {
     RoomExcept { room: String, except: ClientId },
 }
 
+impl Target {
+    /// Several clients, each once, in order.
+    pub fn clients(mut ids: Vec<ClientId>) -> Target {
+        ids.sort_unstable();
+        ids.dedup();
+        Target::Clients(ids)
+    }
+}
+
 /// The connection side's handle on a registered client: its queue, and the
 /// close request the registry may make (guest `disconnect`, slow reader,
 /// silent peer).

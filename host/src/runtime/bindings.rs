@@ -15,7 +15,7 @@ wasmtime::component::bindgen!({
 
 pub use self::exports::ws_host::server::auth::Request;
 pub use self::ws_host::server::host::Host;
-pub use self::ws_host::server::types::{LogLevel, RawMessage};
+pub use self::ws_host::server::types::{LogLevel, RawMessage, Target as WitTarget};
 
 /// The host package's name without its version.
 pub const PACKAGE: &str = "ws-host:server";

@@ -1,13 +1,18 @@
-//! The handler's `outgoing` interface, defined dynamically from its declared
-//! types: each call turns its arguments into wire values, encodes the event
-//! once and queues it for every client the target names.
+//! The handler's `outgoing` interface, defined from its declared types:
+//! each call turns its arguments into wire values, encodes the event once
+//! and queues it for every client the target names. Events of strings and
+//! bytes (the shapes of [`TypedCall`]) take them typed; the others as
+//! `Val`s, a `Val` per byte of a `list<u8>`.
 
 use std::sync::Arc;
 
+use wasmtime::StoreContextMut;
 use wasmtime::bail;
-use wasmtime::component::{Linker, Val};
+use wasmtime::component::{Linker, LinkerInstance, Val};
 use wasmtime::error::Context as _;
 
+use super::args::{Shape, TypedCall};
+use super::bindings::WitTarget;
 use super::host::HostState;
 use super::schema::OutgoingEvent;
 use crate::bridge::from_wit;
@@ -23,33 +28,79 @@ pub fn add_to_linker(
     let mut instance = linker.instance(interface)?;
     for event in events {
         let event = Arc::new(event.clone());
-        instance.func_new(&event.wit_name.clone(), move |mut store, _ty, params, _results| {
-            let (target, args) = params.split_first().context("an outgoing event takes a target first")?;
-            let target = target_from_val(target)?;
-            let args: Vec<_> = args.iter().zip(&event.params).map(|(v, (_, ty))| from_wit(v, ty)).collect();
-            let state = store.data_mut();
-            let size = Value::size_hint_of(&args);
-            state.sends.spend(size, format_args!("`{}`", event.wire_name))?;
-            let frame = Arc::new(Frame::new(event.wire_name.clone(), None, args));
-            state.registry.deliver(&target, frame);
-            Ok(())
-        })?;
+        match TypedCall::of(&event.params, &[]) {
+            Some(call) => define_typed(&mut instance, event, call.params)?,
+            None => define_dynamic(&mut instance, event)?,
+        }
     }
     Ok(())
 }
 
-/// Reads a `ws-host:server/types.target` value.
+fn define_typed(
+    instance: &mut LinkerInstance<'_, HostState>,
+    event: Arc<OutgoingEvent>,
+    shape: Shape,
+) -> wasmtime::Result<()> {
+    let name = event.wit_name.clone();
+    macro_rules! define {
+        ($($arg:ident: $ty:ty => $wire:expr),*) => {
+            instance.func_wrap(
+                &name,
+                move |mut store: StoreContextMut<'_, HostState>, (target, $($arg,)*): (WitTarget, $($ty,)*)| {
+                    send(store.data_mut(), &event, &target_from_wit(target), vec![$($wire),*])
+                },
+            )
+        };
+    }
+    match shape {
+        Shape::Text => define!(text: String => Value::String(text)),
+        Shape::TwoTexts => define!(text: String => Value::String(text), again: String => Value::String(again)),
+        Shape::Bytes => define!(data: Vec<u8> => Value::Bytes(data.into())),
+        Shape::TextAndBytes => {
+            define!(text: String => Value::String(text), data: Vec<u8> => Value::Bytes(data.into()))
+        }
+    }
+}
+
+fn define_dynamic(instance: &mut LinkerInstance<'_, HostState>, event: Arc<OutgoingEvent>) -> wasmtime::Result<()> {
+    instance.func_new(&event.wit_name.clone(), move |mut store, _ty, params, _results| {
+        let (target, args) = params.split_first().context("an outgoing event takes a target first")?;
+        let target = target_from_val(target)?;
+        let args = args.iter().zip(&event.params).map(|(v, (_, ty))| from_wit(v, ty)).collect();
+        send(store.data_mut(), &event, &target, args)
+    })
+}
+
+/// Encodes the event once and queues it for every client `target` names,
+/// within the call's send budget.
+fn send(state: &mut HostState, event: &OutgoingEvent, target: &Target, args: Vec<Value>) -> wasmtime::Result<()> {
+    let size = Value::size_hint_of(&args);
+    state.sends.spend(size, format_args!("`{}`", event.wire_name))?;
+    let frame = Arc::new(Frame::new(event.wire_name.clone(), None, args));
+    state.registry.deliver(target, frame);
+    Ok(())
+}
+
+/// Reads a typed `ws-host:server/types.target`.
+fn target_from_wit(target: WitTarget) -> Target {
+    match target {
+        WitTarget::Client(id) => Target::Client(id),
+        WitTarget::Clients(ids) => Target::clients(ids),
+        WitTarget::All => Target::All,
+        WitTarget::AllExcept(id) => Target::AllExcept(id),
+        WitTarget::Room(room) => Target::Room(room),
+        WitTarget::RoomExcept(at) => Target::RoomExcept { room: at.room, except: at.except },
+    }
+}
+
+/// Reads a `ws-host:server/types.target` as a `Val`.
 fn target_from_val(val: &Val) -> wasmtime::Result<Target> {
     let Val::Variant(case, payload) = val else { bail!("target is not a variant") };
     let payload = payload.as_deref();
     Ok(match (case.as_str(), payload) {
         ("client", Some(Val::U64(id))) => Target::Client(*id),
         ("clients", Some(Val::List(ids))) => {
-            let mut ids: Vec<u64> =
-                ids.iter().filter_map(|v| if let Val::U64(id) = v { Some(*id) } else { None }).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            Target::Clients(ids)
+            Target::clients(ids.iter().filter_map(|v| if let Val::U64(id) = v { Some(*id) } else { None }).collect())
         }
         ("all", None) => Target::All,
         ("all-except", Some(Val::U64(id))) => Target::AllExcept(*id),
