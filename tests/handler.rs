@@ -213,6 +213,23 @@ fn events_of_strings_and_bytes_take_the_typed_path_and_others_the_dynamic_one() 
     }
 }
 
+#[test]
+fn an_outgoing_event_whose_target_is_not_the_hosts_is_refused_at_load() {
+    let component = r#"(component
+        (import "test:own/outgoing" (instance
+            (type $where (variant (case "here") (case "there")))
+            (export "where" (type $w (eq $where)))
+            (export "told" (func (param "to" $w) (param "text" string)))))
+        (core module $m (func (export "ping")))
+        (core instance $i (instantiate $m))
+        (func $ping (canon lift (core func $i "ping")))
+        (instance $incoming (export "ping" (func $ping)))
+        (export "test:own/incoming" (instance $incoming)))"#;
+    let wasm = wat::parse_str(component).unwrap();
+    let error = ws_host::Handler::check(ws_host_tests::runtime(), "own", &wasm, &Config::default()).err().unwrap();
+    assert!(error.to_string().contains("`told`: an outgoing event takes `to: target` first"), "{error}");
+}
+
 #[tokio::test]
 async fn outgoing_events_of_strings_and_bytes_arrive_as_sent() {
     // `told`, `told-twice`, `blob` and `labelled`: the four typed shapes.

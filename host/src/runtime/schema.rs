@@ -125,7 +125,7 @@ impl Schema {
                     function: fname.to_owned(),
                     reason,
                 };
-                let (has_target, params) = split_leading(&func, "to", |t| matches!(t, Type::Variant(_)));
+                let (has_target, params) = split_leading(&func, "to", is_target);
                 if !has_target {
                     return Err(bad("an outgoing event takes `to: target` first".into()));
                 }
@@ -292,6 +292,12 @@ fn lifecycle(engine: &Engine, component: &Component) -> Lifecycle {
 }
 
 /// Splits off a leading parameter the host fills in (`from` or `to`).
+/// Whether `ty` is the host's `target`: a variant with its cases, in order.
+fn is_target(ty: &Type) -> bool {
+    const CASES: [&str; 6] = ["client", "clients", "all", "all-except", "room", "room-except"];
+    matches!(ty, Type::Variant(variant) if variant.cases().map(|case| case.name).eq(CASES))
+}
+
 fn split_leading(func: &ComponentFunc, name: &str, fits: impl Fn(&Type) -> bool) -> (bool, Vec<(String, Type)>) {
     let mut params: Vec<(String, Type)> = func.params().map(|(n, t)| (n.to_owned(), t)).collect();
     let leading = params.first().is_some_and(|(n, t)| n == name && fits(t));
