@@ -106,11 +106,13 @@ async fn a_sleeper_is_dropped(name: &str, config: Config, size: u32, why: &str) 
         other => panic!("{other:?}"),
     };
     let mut reader = server.client("reader").await;
-    // The sleeper stops reading; blasts (small enough for a reader's queue)
-    // fill its socket, then its queue.
+    // The sleeper stops reading; blasts fill its socket, then its queue.
+    // Three blobs a blast fit a reader's queue even if all are queued
+    // before its writer sends one (four of 256 KiB and their headers would
+    // not fit 1 MiB).
     let deadline = tokio::time::Instant::now() + STEP * 2;
     loop {
-        reader.send("blast", vec![n(4.0), n(f64::from(size))]).await;
+        reader.send("blast", vec![n(3.0), n(f64::from(size))]).await;
         while reader.has_backlog() {
             reader.next_event().await;
         }
