@@ -95,7 +95,17 @@ impl Live {
     ) -> wasmtime::Result<Vec<Value>> {
         type Iter = std::vec::IntoIter<PlainArg>;
         let args = &mut args.into_iter();
-        let wrong = |other: Option<PlainArg>| wasmtime::format_err!("an argument of {} is {other:?}", event.wit_name);
+        let wrong = |other: Option<PlainArg>| {
+            let kind = match other {
+                Some(PlainArg::Text(_)) => "a string",
+                Some(PlainArg::Bytes(_)) => "bytes",
+                None => "missing",
+            };
+            wasmtime::format_err!(
+                "an argument of {} is {kind}, which its signature does not take there",
+                event.wit_name
+            )
+        };
         let text = |args: &mut Iter| match args.next() {
             Some(PlainArg::Text(text)) => Ok(text),
             other => Err(wrong(other)),
