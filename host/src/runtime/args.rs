@@ -97,7 +97,7 @@ impl PlainArg {
                 Val::List(items) => Ok(PlainArg::Bytes(
                     items.iter().map(|item| if let Val::U8(byte) = item { *byte } else { 0 }).collect(),
                 )),
-                other => Err(format!("{other:?} is neither a string nor bytes")),
+                _ => Err("expected a string or bytes".to_owned()),
             },
         }
     }
