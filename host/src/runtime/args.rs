@@ -36,6 +36,20 @@ pub enum Shape {
     TextAndBytes,
 }
 
+impl Shape {
+    const ALL: [Shape; 4] = [Shape::Text, Shape::TwoTexts, Shape::Bytes, Shape::TextAndBytes];
+
+    /// What each parameter is, in order.
+    pub fn kinds(self) -> &'static [Plain] {
+        match self {
+            Shape::Text => &[Plain::Text],
+            Shape::TwoTexts => &[Plain::Text, Plain::Text],
+            Shape::Bytes => &[Plain::Bytes],
+            Shape::TextAndBytes => &[Plain::Text, Plain::Bytes],
+        }
+    }
+}
+
 /// A signature wasmtime can call through a typed function, without `Val`s:
 /// a string, two strings, bytes, or a string and bytes in (after the
 /// sender, if any); nothing, a string or bytes out, as `echo`, `echo-bytes`
@@ -51,14 +65,8 @@ pub struct TypedCall {
 
 impl TypedCall {
     pub fn of(params: &[(String, Type)], results: &[Type]) -> Option<TypedCall> {
-        let kinds: Vec<Option<Plain>> = params.iter().map(|(_, ty)| Plain::of(ty)).collect();
-        let params = match kinds.as_slice() {
-            [Some(Plain::Text)] => Shape::Text,
-            [Some(Plain::Text), Some(Plain::Text)] => Shape::TwoTexts,
-            [Some(Plain::Bytes)] => Shape::Bytes,
-            [Some(Plain::Text), Some(Plain::Bytes)] => Shape::TextAndBytes,
-            _ => return None,
-        };
+        let kinds: Vec<Plain> = params.iter().map(|(_, ty)| Plain::of(ty)).collect::<Option<_>>()?;
+        let params = Shape::ALL.into_iter().find(|shape| shape.kinds() == kinds)?;
         let reply = match results {
             [] => None,
             [ty] => Some(Plain::of(ty)?),
@@ -85,13 +93,13 @@ pub enum PlainArg {
 }
 
 impl PlainArg {
-    /// `value` for a parameter of type `ty`; what the bridge accepts besides
-    /// a string or bytes (an array of numbers for bytes) too, and its error
-    /// otherwise.
-    pub fn from_wire(value: Value, ty: &Type) -> Result<PlainArg, String> {
-        match (value, Plain::of(ty)) {
-            (Value::String(text), Some(Plain::Text)) => Ok(PlainArg::Text(text)),
-            (Value::Bytes(bytes), Some(Plain::Bytes)) => Ok(PlainArg::Bytes(bytes.into())),
+    /// `value` for a parameter of kind `kind` (decided at load), type `ty`;
+    /// what the bridge accepts besides a string or bytes (an array of
+    /// numbers for bytes) too, and its error otherwise.
+    pub fn from_wire(value: Value, kind: Plain, ty: &Type) -> Result<PlainArg, String> {
+        match (value, kind) {
+            (Value::String(text), Plain::Text) => Ok(PlainArg::Text(text)),
+            (Value::Bytes(bytes), Plain::Bytes) => Ok(PlainArg::Bytes(bytes.into())),
             (value, _) => match to_wit(&value, ty).map_err(|m| m.to_string())? {
                 Val::String(text) => Ok(PlainArg::Text(text)),
                 Val::List(items) => Ok(PlainArg::Bytes(
