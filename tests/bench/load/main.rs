@@ -147,10 +147,9 @@ async fn echo_matrix(
             let all: Vec<&Server> = servers.iter().collect();
             let trials =
                 in_turns(&all, repeats, async |server| echo::closed_loop(server, conns, payload, phase).await).await;
-            let swings: Vec<String> = [Kind::Native, Kind::Node, Kind::Bare]
-                .iter()
-                .map(|&base| paired_swing(servers, &trials, base))
-                .collect();
+            // Before the medians take the runs.
+            let swings =
+                [Kind::Native, Kind::Node, Kind::Bare].map(|base| (base, paired_swing(servers, &trials, base)));
             let mut runs = Vec::new();
             let mut row = format!("| {conns} | {payload} |");
             for (server, trials) in servers.iter().zip(trials) {
@@ -159,8 +158,8 @@ async fn echo_matrix(
                 runs.push((server.kind, figures));
             }
             let rate = |kind| figure(&runs, kind, |f| f.rate);
-            for (base, swing) in [Kind::Native, Kind::Node, Kind::Bare].into_iter().zip(&swings) {
-                row += &format!(" {:.2}x{swing} |", rate(Kind::Wasm) / rate(base));
+            for (base, swing) in &swings {
+                row += &format!(" {:.2}x{swing} |", rate(Kind::Wasm) / rate(*base));
             }
             println!("{row}");
             if capacity.is_none() || (conns == 100 && payload == 20) {
