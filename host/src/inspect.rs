@@ -5,9 +5,7 @@
 
 use std::fmt::Write as _;
 
-use wasmtime::component::types::Type;
-
-use crate::bridge::wire_name;
+use crate::bridge::{Layout, wire_name};
 use crate::runtime::schema::Schema;
 
 /// Which way a value travels: what a client may send is looser (a number
@@ -32,14 +30,15 @@ pub fn typescript(handler: &str, schema: &Schema) -> String {
     out.push_str("export type OutgoingEvents = {\n");
     for name in schema.event_names() {
         let event = &schema.incoming[name];
-        let required = event.params.iter().rposition(|(_, ty)| !matches!(ty, Type::Option(_))).map_or(0, |i| i + 1);
+        let required =
+            event.params.iter().rposition(|(_, layout)| !matches!(layout, Layout::Option(_))).map_or(0, |i| i + 1);
         let params: Vec<String> = event
             .params
             .iter()
             .enumerate()
-            .map(|(i, (param, ty))| {
+            .map(|(i, (param, layout))| {
                 let optional = if i >= required { "?" } else { "" };
-                format!("{}{optional}: {}", wire_name(param), ts(ty, Direction::ToHandler))
+                format!("{}{optional}: {}", wire_name(param), ts(layout, Direction::ToHandler))
             })
             .collect();
         let _ = writeln!(out, "    {}: [{}];", key(name), params.join(", "));
@@ -59,7 +58,7 @@ pub fn typescript(handler: &str, schema: &Schema) -> String {
         let event = &schema.incoming[name];
         let reply = match event.results.as_slice() {
             [] => continue,
-            [Type::Tuple(tuple)] => tuple.types().map(|t| ts(&t, Direction::ToClient)).collect::<Vec<_>>(),
+            [Layout::Tuple(items)] => items.iter().map(|t| ts(t, Direction::ToClient)).collect::<Vec<_>>(),
             results => results.iter().map(|t| ts(t, Direction::ToClient)).collect(),
         };
         let reply = format!("[{}]", reply.join(", "));
@@ -135,8 +134,12 @@ pub fn wit_world(bytes: &[u8]) -> Result<String, String> {
 }
 
 /// `name: type, ...` of a parameter list.
-fn params(params: &[(String, Type)], direction: Direction) -> String {
-    params.iter().map(|(name, ty)| format!("{}: {}", wire_name(name), ts(ty, direction))).collect::<Vec<_>>().join(", ")
+fn params(params: &[(String, Layout)], direction: Direction) -> String {
+    params
+        .iter()
+        .map(|(name, layout)| format!("{}: {}", wire_name(name), ts(layout, direction)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn key(name: &str) -> String {
@@ -148,75 +151,62 @@ fn key(name: &str) -> String {
 }
 
 /// The TypeScript type of a WIT type, by the bridge's mapping.
-fn ts(ty: &Type, direction: Direction) -> String {
+fn ts(layout: &Layout, direction: Direction) -> String {
     let to_handler = direction == Direction::ToHandler;
-    match ty {
-        Type::Bool => "boolean".into(),
-        Type::S8 | Type::U8 | Type::S16 | Type::U16 | Type::S32 | Type::U32 | Type::Float32 | Type::Float64 => {
+    match layout {
+        Layout::Bool => "boolean".into(),
+        Layout::S8 | Layout::U8 | Layout::S16 | Layout::U16 | Layout::S32 | Layout::U32 | Layout::F32 | Layout::F64 => {
             "number".into()
         }
-        Type::S64 | Type::U64 if to_handler => "number | bigint".into(),
-        Type::S64 | Type::U64 => "bigint".into(),
-        Type::Char | Type::String => "string".into(),
-        Type::List(list) if list.ty() == Type::U8 => {
-            if to_handler {
-                "Uint8Array | number[]".into()
-            } else {
-                "Uint8Array".into()
-            }
+        Layout::S64 | Layout::U64 if to_handler => "number | bigint".into(),
+        Layout::S64 | Layout::U64 => "bigint".into(),
+        Layout::Char | Layout::String => "string".into(),
+        Layout::Bytes if to_handler => "Uint8Array | number[]".into(),
+        Layout::Bytes => "Uint8Array".into(),
+        Layout::List(element) | Layout::FixedList(element, _) => {
+            format!("{}[]", parenthesized(ts(element, direction)))
         }
-        Type::List(list) => format!("{}[]", parenthesized(ts(&list.ty(), direction))),
-        Type::FixedLengthList(list) => format!("{}[]", parenthesized(ts(&list.ty(), direction))),
-        Type::Tuple(tuple) => {
-            format!("[{}]", tuple.types().map(|t| ts(&t, direction)).collect::<Vec<_>>().join(", "))
-        }
-        Type::Record(record) => {
-            let fields: Vec<String> = record
-                .fields()
+        Layout::Tuple(items) => format!("[{}]", items.iter().map(|t| ts(t, direction)).collect::<Vec<_>>().join(", ")),
+        Layout::Record(fields) => {
+            let fields: Vec<String> = fields
+                .iter()
                 .map(|field| {
-                    let optional = to_handler && matches!(field.ty, Type::Option(_));
-                    format!(
-                        "{}{}: {}",
-                        wire_name(field.name),
-                        if optional { "?" } else { "" },
-                        ts(&field.ty, direction)
-                    )
+                    let optional = to_handler && matches!(field.layout, Layout::Option(_));
+                    format!("{}{}: {}", field.name.wire, if optional { "?" } else { "" }, ts(&field.layout, direction))
                 })
                 .collect();
             format!("{{ {} }}", fields.join("; "))
         }
-        Type::Variant(variant) => variant
-            .cases()
-            .map(|case| match case.ty {
-                Some(ty) => format!("{{ tag: {:?}; val: {} }}", case.name, ts(&ty, direction)),
+        Layout::Variant(cases) => cases
+            .iter()
+            .map(|case| match &case.payload {
+                Some(payload) => format!("{{ tag: {:?}; val: {} }}", case.name, ts(payload, direction)),
                 None => format!("{{ tag: {:?} }}", case.name),
             })
             .collect::<Vec<_>>()
             .join(" | "),
-        Type::Enum(e) => e.names().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(" | "),
-        Type::Flags(flags) => {
+        Layout::Enum(names) => names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(" | "),
+        Layout::Flags(names) => {
             let optional = if to_handler { "?" } else { "" };
-            let fields: Vec<String> = flags.names().map(|n| format!("{}{optional}: boolean", wire_name(n))).collect();
+            let fields: Vec<String> = names.iter().map(|n| format!("{}{optional}: boolean", n.wire)).collect();
             format!("{{ {} }}", fields.join("; "))
         }
-        Type::Option(option) => {
-            let inner = option.ty();
+        Layout::Option(inner) => {
             let none = if to_handler { "null | undefined" } else { "null" };
-            match inner {
-                Type::Option(_) => {
-                    format!("{{ tag: \"some\"; val: {} }} | {{ tag: \"none\" }} | {none}", ts(&inner, direction))
+            match **inner {
+                Layout::Option(_) => {
+                    format!("{{ tag: \"some\"; val: {} }} | {{ tag: \"none\" }} | {none}", ts(inner, direction))
                 }
-                _ => format!("{} | {none}", ts(&inner, direction)),
+                _ => format!("{} | {none}", ts(inner, direction)),
             }
         }
-        Type::Result(result) => {
-            let side = |tag: &str, ty: Option<Type>| match ty {
-                Some(ty) => format!("{{ tag: \"{tag}\"; val: {} }}", ts(&ty, direction)),
+        Layout::Result { ok, err } => {
+            let side = |tag: &str, payload: &Option<Box<Layout>>| match payload {
+                Some(payload) => format!("{{ tag: \"{tag}\"; val: {} }}", ts(payload, direction)),
                 None => format!("{{ tag: \"{tag}\" }}"),
             };
-            format!("{} | {}", side("ok", result.ok()), side("err", result.err()))
+            format!("{} | {}", side("ok", ok), side("err", err))
         }
-        _ => "never".into(),
     }
 }
 

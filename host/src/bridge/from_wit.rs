@@ -1,16 +1,15 @@
-//! WIT value -> wire value. The type is needed where the value alone is
+//! WIT value -> wire value. The layout is needed where the value alone is
 //! ambiguous: an empty `list<u8>` is still bytes.
 
 use bytes::Bytes;
 use wasmtime::component::Val;
-use wasmtime::component::types::Type;
 
-use super::wire_name;
+use super::layout::Layout;
 use crate::codec::Value;
 
 /// Converts a value the guest produced into its wire form.
-pub fn from_wit(val: &Val, ty: &Type) -> Value {
-    match (val, ty) {
+pub fn from_wit(val: &Val, layout: &Layout) -> Value {
+    match (val, layout) {
         (Val::Bool(b), _) => Value::Bool(*b),
         (Val::S8(n), _) => Value::Number(f64::from(*n)),
         (Val::U8(n), _) => Value::Number(f64::from(*n)),
@@ -24,58 +23,49 @@ pub fn from_wit(val: &Val, ty: &Type) -> Value {
         (Val::Float64(n), _) => Value::Number(*n),
         (Val::Char(c), _) => Value::String(c.to_string()),
         (Val::String(s), _) => Value::String(s.clone()),
-        (Val::List(items), Type::List(list)) => {
-            let element = list.ty();
-            if element == Type::U8 {
-                let bytes: Vec<u8> = items.iter().map(|v| if let Val::U8(b) = v { *b } else { 0 }).collect();
-                Value::Bytes(Bytes::from(bytes))
-            } else {
-                Value::Array(items.iter().map(|v| from_wit(v, &element)).collect())
-            }
+        (Val::List(items), Layout::Bytes) => {
+            let bytes: Vec<u8> = items.iter().map(|v| if let Val::U8(b) = v { *b } else { 0 }).collect();
+            Value::Bytes(Bytes::from(bytes))
         }
-        (Val::FixedLengthList(items), Type::FixedLengthList(list)) => {
-            let element = list.ty();
-            Value::Array(items.iter().map(|v| from_wit(v, &element)).collect())
+        (Val::List(items) | Val::FixedLengthList(items), Layout::List(element) | Layout::FixedList(element, _)) => {
+            Value::Array(items.iter().map(|v| from_wit(v, element)).collect())
         }
-        (Val::Tuple(items), Type::Tuple(tuple)) => {
-            Value::Array(items.iter().zip(tuple.types()).map(|(v, ty)| from_wit(v, &ty)).collect())
+        (Val::Tuple(items), Layout::Tuple(layouts)) => {
+            Value::Array(items.iter().zip(layouts).map(|(v, layout)| from_wit(v, layout)).collect())
         }
-        (Val::Record(fields), Type::Record(record)) => Value::Object(
-            fields
+        (Val::Record(values), Layout::Record(fields)) => Value::Object(
+            values
                 .iter()
-                .zip(record.fields())
-                .map(|((name, v), field)| (wire_name(name), from_wit(v, &field.ty)))
+                .zip(fields)
+                .map(|((_, v), field)| (field.name.wire.clone(), from_wit(v, &field.layout)))
                 .collect(),
         ),
-        (Val::Variant(tag, payload), Type::Variant(variant)) => {
-            let case_ty = variant.cases().find(|c| c.name == tag).and_then(|c| c.ty);
-            tagged(tag, payload.as_deref().zip(case_ty.as_ref()))
+        (Val::Variant(tag, payload), Layout::Variant(cases)) => {
+            let case_layout = cases.iter().find(|c| c.name == *tag).and_then(|c| c.payload.as_ref());
+            tagged(tag, payload.as_deref().zip(case_layout))
         }
         (Val::Enum(name), _) => Value::String(name.clone()),
-        (Val::Flags(set), Type::Flags(flags)) => {
-            Value::Object(flags.names().map(|n| (wire_name(n), Value::Bool(set.iter().any(|s| s == n)))).collect())
+        (Val::Flags(set), Layout::Flags(names)) => {
+            Value::Object(names.iter().map(|n| (n.wire.clone(), Value::Bool(set.contains(&n.wit)))).collect())
         }
-        (Val::Option(inner), Type::Option(option)) => {
-            let inner_ty = option.ty();
-            match (inner, &inner_ty) {
-                (None, _) => Value::Null,
-                (Some(v), Type::Option(_)) => tagged("some", Some((v, &inner_ty))),
-                (Some(v), _) => from_wit(v, &inner_ty),
-            }
-        }
-        (Val::Result(result), Type::Result(types)) => match result {
-            Ok(v) => tagged("ok", v.as_deref().zip(types.ok().as_ref())),
-            Err(v) => tagged("err", v.as_deref().zip(types.err().as_ref())),
+        (Val::Option(inner), Layout::Option(inner_layout)) => match (inner, &**inner_layout) {
+            (None, _) => Value::Null,
+            (Some(v), Layout::Option(_)) => tagged("some", Some((v, inner_layout))),
+            (Some(v), _) => from_wit(v, inner_layout),
+        },
+        (Val::Result(result), Layout::Result { ok, err }) => match result {
+            Ok(v) => tagged("ok", v.as_deref().zip(ok.as_deref())),
+            Err(v) => tagged("err", v.as_deref().zip(err.as_deref())),
         },
         // Load-time checks keep other types out of events.
         _ => Value::Undefined,
     }
 }
 
-fn tagged(tag: &str, payload: Option<(&Val, &Type)>) -> Value {
+fn tagged(tag: &str, payload: Option<(&Val, &Layout)>) -> Value {
     let mut entries = vec![("tag".to_owned(), Value::String(tag.to_owned()))];
-    if let Some((v, ty)) = payload {
-        entries.push(("val".to_owned(), from_wit(v, ty)));
+    if let Some((v, layout)) = payload {
+        entries.push(("val".to_owned(), from_wit(v, layout)));
     }
     Value::Object(entries)
 }

@@ -3,9 +3,8 @@
 use std::fmt;
 
 use wasmtime::component::Val;
-use wasmtime::component::types::Type;
 
-use super::{describe, wire_name};
+use super::layout::{Field, Layout};
 use crate::codec::Value;
 
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
@@ -39,164 +38,166 @@ impl fmt::Display for Mismatch {
     }
 }
 
-/// Converts `value` to a WIT value of type `ty`, or says why it does not fit.
-pub fn to_wit(value: &Value, ty: &Type) -> Result<Val, Mismatch> {
-    let wrong = || Mismatch::new(describe(ty), value.kind());
-    Ok(match ty {
-        Type::Bool => match value {
+/// Converts `value` to a WIT value of the type laid out by `layout`, or
+/// says why it does not fit.
+pub fn to_wit(value: &Value, layout: &Layout) -> Result<Val, Mismatch> {
+    let wrong = || Mismatch::new(layout.describe(), value.kind());
+    Ok(match layout {
+        Layout::Bool => match value {
             Value::Bool(b) => Val::Bool(*b),
             _ => return Err(wrong()),
         },
-        Type::S8 => Val::S8(integer(value, ty)?),
-        Type::U8 => Val::U8(integer(value, ty)?),
-        Type::S16 => Val::S16(integer(value, ty)?),
-        Type::U16 => Val::U16(integer(value, ty)?),
-        Type::S32 => Val::S32(integer(value, ty)?),
-        Type::U32 => Val::U32(integer(value, ty)?),
-        Type::S64 => Val::S64(integer(value, ty)?),
-        Type::U64 => Val::U64(integer(value, ty)?),
-        Type::Float32 => match value {
+        Layout::S8 => Val::S8(integer(value, layout)?),
+        Layout::U8 => Val::U8(integer(value, layout)?),
+        Layout::S16 => Val::S16(integer(value, layout)?),
+        Layout::U16 => Val::U16(integer(value, layout)?),
+        Layout::S32 => Val::S32(integer(value, layout)?),
+        Layout::U32 => Val::U32(integer(value, layout)?),
+        Layout::S64 => Val::S64(integer(value, layout)?),
+        Layout::U64 => Val::U64(integer(value, layout)?),
+        Layout::F32 => match value {
             Value::Number(n) => Val::Float32(*n as f32),
             _ => return Err(wrong()),
         },
-        Type::Float64 => match value {
+        Layout::F64 => match value {
             Value::Number(n) => Val::Float64(*n),
             _ => return Err(wrong()),
         },
-        Type::Char => match value {
+        Layout::Char => match value {
             Value::String(s) => {
                 let mut chars = s.chars();
                 match (chars.next(), chars.next()) {
                     (Some(c), None) => Val::Char(c),
                     _ => {
-                        return Err(Mismatch::new(describe(ty), format!("string of {} characters", s.chars().count())));
+                        let got = format!("string of {} characters", s.chars().count());
+                        return Err(Mismatch::new(layout.describe(), got));
                     }
                 }
             }
             _ => return Err(wrong()),
         },
-        Type::String => match value {
+        Layout::String => match value {
             Value::String(s) => Val::String(s.clone()),
             _ => return Err(wrong()),
         },
-        Type::List(list) => {
-            let element = list.ty();
-            match value {
-                Value::Bytes(bytes) if element == Type::U8 => Val::List(bytes.iter().map(|b| Val::U8(*b)).collect()),
-                Value::Array(items) => Val::List(items_to_wit(items, &element)?),
-                _ => return Err(wrong()),
-            }
-        }
-        Type::FixedLengthList(list) => match value {
-            Value::Array(items) if items.len() == list.len() as usize => {
-                Val::FixedLengthList(items_to_wit(items, &list.ty())?)
-            }
-            Value::Array(items) => return Err(Mismatch::new(describe(ty), format!("array of {} items", items.len()))),
+        Layout::Bytes => match value {
+            Value::Bytes(bytes) => Val::List(bytes.iter().map(|b| Val::U8(*b)).collect()),
+            Value::Array(items) => Val::List(items_to_wit(items, &Layout::U8)?),
             _ => return Err(wrong()),
         },
-        Type::Tuple(tuple) => match value {
-            Value::Array(items) if items.len() == tuple.types().len() => Val::Tuple(
+        Layout::List(element) => match value {
+            Value::Array(items) => Val::List(items_to_wit(items, element)?),
+            _ => return Err(wrong()),
+        },
+        Layout::FixedList(element, len) => match value {
+            Value::Array(items) if items.len() == *len => Val::FixedLengthList(items_to_wit(items, element)?),
+            Value::Array(items) => {
+                return Err(Mismatch::new(layout.describe(), format!("array of {} items", items.len())));
+            }
+            _ => return Err(wrong()),
+        },
+        Layout::Tuple(layouts) => match value {
+            Value::Array(items) if items.len() == layouts.len() => Val::Tuple(
                 items
                     .iter()
-                    .zip(tuple.types())
+                    .zip(layouts)
                     .enumerate()
-                    .map(|(i, (item, ty))| to_wit(item, &ty).map_err(|m| m.at(format_args!("[{i}]"))))
+                    .map(|(i, (item, layout))| to_wit(item, layout).map_err(|m| m.at(format_args!("[{i}]"))))
                     .collect::<Result<_, _>>()?,
             ),
-            Value::Array(items) => return Err(Mismatch::new(describe(ty), format!("array of {} items", items.len()))),
+            Value::Array(items) => {
+                return Err(Mismatch::new(layout.describe(), format!("array of {} items", items.len())));
+            }
             _ => return Err(wrong()),
         },
-        Type::Record(record) => {
+        Layout::Record(fields) => {
             let Value::Object(entries) = value else { return Err(wrong()) };
-            let fields: Vec<_> = record.fields().map(|f| (f.name, wire_name(f.name), f.ty)).collect();
-            if let Some((key, _)) = entries.iter().find(|(key, _)| !fields.iter().any(|(_, wire, _)| wire == key)) {
+            if let Some((key, _)) = entries.iter().find(|(key, _)| !fields.iter().any(|f| f.name.wire == *key)) {
                 return Err(Mismatch::new("no such field", "a value").at(format_args!(".{key}")));
             }
             let mut vals = Vec::with_capacity(fields.len());
-            for (name, wire, ty) in fields {
-                let val = match (value.get(&wire), &ty) {
-                    (None, Type::Option(_)) => Val::Option(None),
+            for Field { name, layout } in fields {
+                let val = match (value.get(&name.wire), layout) {
+                    (None, Layout::Option(_)) => Val::Option(None),
                     (None, _) => {
-                        return Err(Mismatch::new(describe(&ty), "nothing (missing field)").at(format_args!(".{wire}")));
+                        let expected = layout.describe();
+                        return Err(
+                            Mismatch::new(expected, "nothing (missing field)").at(format_args!(".{}", name.wire))
+                        );
                     }
-                    (Some(v), _) => to_wit(v, &ty).map_err(|m| m.at(format_args!(".{wire}")))?,
+                    (Some(v), _) => to_wit(v, layout).map_err(|m| m.at(format_args!(".{}", name.wire)))?,
                 };
-                vals.push((name.to_owned(), val));
+                vals.push((name.wit.clone(), val));
             }
             Val::Record(vals)
         }
-        Type::Variant(variant) => {
+        Layout::Variant(cases) => {
             let (tag, payload) = tagged(value).ok_or_else(wrong)?;
-            let case = variant
-                .cases()
+            let case = cases
+                .iter()
                 .find(|c| c.name == tag)
-                .ok_or_else(|| Mismatch::new(describe(ty), format!("tag {tag:?}")))?;
-            let payload = match (case.ty, payload) {
+                .ok_or_else(|| Mismatch::new(layout.describe(), format!("tag {tag:?}")))?;
+            let payload = match (&case.payload, payload) {
                 (None, _) => None,
-                (Some(ty), Some(v)) => Some(Box::new(to_wit(v, &ty).map_err(|m| m.at(".val"))?)),
-                (Some(ty), None) => return Err(Mismatch::new(describe(&ty), "nothing").at(".val")),
+                (Some(layout), Some(v)) => Some(Box::new(to_wit(v, layout).map_err(|m| m.at(".val"))?)),
+                (Some(layout), None) => return Err(Mismatch::new(layout.describe(), "nothing").at(".val")),
             };
-            Val::Variant(tag.to_owned(), payload)
+            Val::Variant(case.name.clone(), payload)
         }
-        Type::Enum(e) => match value {
-            Value::String(s) if e.names().any(|n| n == s) => Val::Enum(s.clone()),
-            Value::String(s) => return Err(Mismatch::new(describe(ty), format!("{s:?}"))),
+        Layout::Enum(names) => match value {
+            Value::String(s) if names.contains(s) => Val::Enum(s.clone()),
+            Value::String(s) => return Err(Mismatch::new(layout.describe(), format!("{s:?}"))),
             _ => return Err(wrong()),
         },
-        Type::Flags(flags) => {
+        Layout::Flags(names) => {
             let Value::Object(entries) = value else { return Err(wrong()) };
-            let names: Vec<_> = flags.names().map(|n| (n, wire_name(n))).collect();
             let mut set = Vec::new();
             for (key, v) in entries {
-                let Some((name, _)) = names.iter().find(|(_, wire)| wire == key) else {
+                let Some(name) = names.iter().find(|n| n.wire == *key) else {
                     return Err(Mismatch::new("no such flag", "a value").at(format_args!(".{key}")));
                 };
                 match v {
-                    Value::Bool(true) => set.push((*name).to_owned()),
+                    Value::Bool(true) => set.push(name.wit.clone()),
                     Value::Bool(false) | Value::Null | Value::Undefined => {}
                     other => return Err(Mismatch::new("boolean", other.kind()).at(format_args!(".{key}"))),
                 }
             }
             Val::Flags(set)
         }
-        Type::Option(option) => {
-            let inner = option.ty();
+        Layout::Option(inner) => {
             if value.is_nullish() {
                 Val::Option(None)
-            } else if let Type::Option(_) = inner {
+            } else if let Layout::Option(_) = **inner {
                 match tagged(value) {
                     Some(("none", _)) => Val::Option(None),
-                    Some(("some", Some(v))) => {
-                        Val::Option(Some(Box::new(to_wit(v, &inner).map_err(|m| m.at(".val"))?)))
-                    }
+                    Some(("some", Some(v))) => Val::Option(Some(Box::new(to_wit(v, inner).map_err(|m| m.at(".val"))?))),
                     _ => return Err(Mismatch::new("null or {tag: \"some\" | \"none\", val}", value.kind())),
                 }
             } else {
                 // At the top, say "T or null" rather than just "T".
-                let inner_val = to_wit(value, &inner)
-                    .map_err(|m| if m.path.is_empty() { Mismatch::new(describe(ty), m.got) } else { m })?;
+                let inner_val = to_wit(value, inner)
+                    .map_err(|m| if m.path.is_empty() { Mismatch::new(layout.describe(), m.got) } else { m })?;
                 Val::Option(Some(Box::new(inner_val)))
             }
         }
-        Type::Result(result) => {
+        Layout::Result { ok, err } => {
             let (tag, payload) = tagged(value).ok_or_else(wrong)?;
             let side = match tag {
-                "ok" => result.ok(),
-                "err" => result.err(),
-                other => return Err(Mismatch::new(describe(ty), format!("tag {other:?}"))),
+                "ok" => ok,
+                "err" => err,
+                other => return Err(Mismatch::new(layout.describe(), format!("tag {other:?}"))),
             };
             let payload = match (side, payload) {
                 (None, _) => None,
-                (Some(ty), Some(v)) => Some(Box::new(to_wit(v, &ty).map_err(|m| m.at(".val"))?)),
-                (Some(ty), None) => return Err(Mismatch::new(describe(&ty), "nothing").at(".val")),
+                (Some(layout), Some(v)) => Some(Box::new(to_wit(v, layout).map_err(|m| m.at(".val"))?)),
+                (Some(layout), None) => return Err(Mismatch::new(layout.describe(), "nothing").at(".val")),
             };
             Val::Result(if tag == "ok" { Ok(payload) } else { Err(payload) })
         }
-        _ => return Err(Mismatch::new(describe(ty), value.kind())),
     })
 }
 
-fn items_to_wit(items: &[Value], element: &Type) -> Result<Vec<Val>, Mismatch> {
+fn items_to_wit(items: &[Value], element: &Layout) -> Result<Vec<Val>, Mismatch> {
     items.iter().enumerate().map(|(i, item)| to_wit(item, element).map_err(|m| m.at(format_args!("[{i}]")))).collect()
 }
 
@@ -209,14 +210,14 @@ fn tagged(value: &Value) -> Option<(&str, Option<&Value>)> {
 }
 
 /// A whole number of the target type's range, from a number or a bigint.
-fn integer<T: TryFrom<i128>>(value: &Value, ty: &Type) -> Result<T, Mismatch> {
+fn integer<T: TryFrom<i128>>(value: &Value, layout: &Layout) -> Result<T, Mismatch> {
     let wide = match value {
         Value::Number(n) if n.fract() == 0.0 && n.abs() <= MAX_SAFE_INTEGER => *n as i128,
         Value::Number(n) => {
-            return Err(Mismatch::new(describe(ty), format!("number {}", crate::codec::js_number_to_string(*n))));
+            return Err(Mismatch::new(layout.describe(), format!("number {}", crate::codec::js_number_to_string(*n))));
         }
         Value::BigInt(i) => *i,
-        other => return Err(Mismatch::new(describe(ty), other.kind())),
+        other => return Err(Mismatch::new(layout.describe(), other.kind())),
     };
-    T::try_from(wide).map_err(|_| Mismatch::new(describe(ty), format!("{wide} (out of range)")))
+    T::try_from(wide).map_err(|_| Mismatch::new(layout.describe(), format!("{wide} (out of range)")))
 }

@@ -4,9 +4,8 @@
 
 use bytes::Bytes;
 use wasmtime::component::Val;
-use wasmtime::component::types::Type;
 
-use crate::bridge::to_wit;
+use crate::bridge::{Layout, to_wit};
 use crate::codec::Value;
 
 /// A parameter or result a typed call passes as it is: a `string`, or a
@@ -18,10 +17,10 @@ pub enum Plain {
 }
 
 impl Plain {
-    fn of(ty: &Type) -> Option<Plain> {
-        match ty {
-            Type::String => Some(Plain::Text),
-            Type::List(list) if list.ty() == Type::U8 => Some(Plain::Bytes),
+    fn of(layout: &Layout) -> Option<Plain> {
+        match layout {
+            Layout::String => Some(Plain::Text),
+            Layout::Bytes => Some(Plain::Bytes),
             _ => None,
         }
     }
@@ -64,12 +63,12 @@ pub struct TypedCall {
 }
 
 impl TypedCall {
-    pub fn of(params: &[(String, Type)], results: &[Type]) -> Option<TypedCall> {
-        let kinds: Vec<Plain> = params.iter().map(|(_, ty)| Plain::of(ty)).collect::<Option<_>>()?;
+    pub fn of(params: &[(String, Layout)], results: &[Layout]) -> Option<TypedCall> {
+        let kinds: Vec<Plain> = params.iter().map(|(_, layout)| Plain::of(layout)).collect::<Option<_>>()?;
         let params = Shape::ALL.into_iter().find(|shape| shape.kinds() == kinds)?;
         let reply = match results {
             [] => None,
-            [ty] => Some(Plain::of(ty)?),
+            [layout] => Some(Plain::of(layout)?),
             _ => return None,
         };
         Some(TypedCall { params, reply })
@@ -93,14 +92,14 @@ pub enum PlainArg {
 }
 
 impl PlainArg {
-    /// `value` for a parameter of kind `kind` (decided at load), type `ty`;
+    /// `value` for a parameter of kind `kind` (decided at load), laid out by `layout`;
     /// what the bridge accepts besides a string or bytes (an array of
     /// numbers for bytes) too, and its error otherwise.
-    pub fn from_wire(value: Value, kind: Plain, ty: &Type) -> Result<PlainArg, String> {
+    pub fn from_wire(value: Value, kind: Plain, layout: &Layout) -> Result<PlainArg, String> {
         match (value, kind) {
             (Value::String(text), Plain::Text) => Ok(PlainArg::Text(text)),
             (Value::Bytes(bytes), Plain::Bytes) => Ok(PlainArg::Bytes(bytes.into())),
-            (value, _) => match to_wit(&value, ty).map_err(|m| m.to_string())? {
+            (value, _) => match to_wit(&value, layout).map_err(|m| m.to_string())? {
                 Val::String(text) => Ok(PlainArg::Text(text)),
                 Val::List(items) => Ok(PlainArg::Bytes(
                     items.iter().map(|item| if let Val::U8(byte) = item { *byte } else { 0 }).collect(),

@@ -5,7 +5,6 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use wasmtime::component::types::Type;
 use wasmtime::component::{
     ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Lower, TypedFunc, Val,
 };
@@ -17,7 +16,7 @@ use super::bindings::{RawMessage, Request};
 use super::host::HostState;
 use super::limiter;
 use super::schema::{IncomingEvent, Lifecycle};
-use crate::bridge::from_wit;
+use crate::bridge::{Layout, from_wit};
 use crate::codec::Value;
 use crate::config::Config;
 use crate::registry::{ClientId, Registry};
@@ -252,12 +251,12 @@ pub fn backtrace(error: &wasmtime::Error) -> Option<&WasmBacktrace> {
 }
 
 /// A reply's wire values: the result, or the items of a returned tuple.
-fn reply_args(results: &[Val], types: &[Type]) -> Vec<Value> {
-    match (results, types) {
-        ([Val::Tuple(items)], [Type::Tuple(tuple)]) => {
-            items.iter().zip(tuple.types()).map(|(v, t)| from_wit(v, &t)).collect()
+fn reply_args(results: &[Val], layouts: &[Layout]) -> Vec<Value> {
+    match (results, layouts) {
+        ([Val::Tuple(items)], [Layout::Tuple(layouts)]) => {
+            items.iter().zip(layouts).map(|(v, layout)| from_wit(v, layout)).collect()
         }
-        _ => results.iter().zip(types).map(|(v, t)| from_wit(v, t)).collect(),
+        _ => results.iter().zip(layouts).map(|(v, layout)| from_wit(v, layout)).collect(),
     }
 }
 

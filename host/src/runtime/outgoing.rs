@@ -66,7 +66,7 @@ fn define_dynamic(instance: &mut LinkerInstance<'_, HostState>, event: Arc<Outgo
     instance.func_new(&event.wit_name.clone(), move |mut store, _ty, params, _results| {
         let (target, args) = params.split_first().context("an outgoing event takes a target first")?;
         let target = target_from_val(target)?;
-        let args = args.iter().zip(&event.params).map(|(v, (_, ty))| from_wit(v, ty)).collect();
+        let args = args.iter().zip(&event.params).map(|(v, (_, layout))| from_wit(v, layout)).collect();
         send(store.data_mut(), &event, &target, args)
     })
 }

@@ -12,7 +12,7 @@ use wasmtime::component::{Component, ComponentExportIndex, Val};
 
 use super::args::{Args, PlainArg, TypedCall};
 use super::bindings::PACKAGE;
-use crate::bridge::{check_supported, from_wit, to_wit, wire_name};
+use crate::bridge::{Layout, from_wit, to_wit, wire_name};
 use crate::codec::{Event, RESERVED_PREFIX, Value};
 
 /// The event table of a handler.
@@ -38,9 +38,9 @@ pub struct IncomingEvent {
     /// Whether the first parameter is `from: client-id`, filled by the host.
     pub takes_sender: bool,
     /// The parameters the client supplies, in order.
-    pub params: Vec<(String, Type)>,
-    /// The result types; empty means no reply.
-    pub results: Vec<Type>,
+    pub params: Vec<(String, Layout)>,
+    /// The results; empty means no reply.
+    pub results: Vec<Layout>,
     pub export: ComponentExportIndex,
     /// Set when the signature has a typed call (see [`TypedCall`]).
     pub typed_call: Option<TypedCall>,
@@ -52,7 +52,7 @@ pub struct OutgoingEvent {
     pub wit_name: String,
     pub wire_name: String,
     /// The parameters after the leading `to: target`.
-    pub params: Vec<(String, Type)>,
+    pub params: Vec<(String, Layout)>,
 }
 
 /// Lifecycle exports present in the component.
@@ -132,7 +132,7 @@ impl Schema {
                 if func.results().len() != 0 {
                     return Err(bad("an outgoing event returns nothing".into()));
                 }
-                check_all(&params, std::iter::empty()).map_err(bad)?;
+                let params = layouts(params).map_err(bad)?;
                 functions.push(OutgoingEvent { wit_name: fname.to_owned(), wire_name: wire_name(fname), params });
             }
             outgoing = Some((name.to_owned(), functions));
@@ -157,7 +157,7 @@ impl Schema {
         };
         let params = &declared.params;
         // Trailing `option` parameters may be left out, as in JavaScript.
-        let required = params.iter().rposition(|(_, ty)| !matches!(ty, Type::Option(_))).map_or(0, |i| i + 1);
+        let required = params.iter().rposition(|(_, layout)| !matches!(layout, Layout::Option(_))).map_or(0, |i| i + 1);
         if event.args.len() < required || event.args.len() > params.len() {
             let names: Vec<_> = params.iter().map(|(n, _)| n.as_str()).collect();
             return Err(format!(
@@ -176,16 +176,16 @@ impl Schema {
         // echo (callgrind).
         if let Some(call) = declared.typed_call {
             let mut plain = Vec::with_capacity(params.len());
-            for (i, ((name, ty), &kind)) in params.iter().zip(call.params.kinds()).enumerate() {
-                plain.push(PlainArg::from_wire(next(), kind, ty).map_err(|m| mistaken(i, name, m))?);
+            for (i, ((name, layout), &kind)) in params.iter().zip(call.params.kinds()).enumerate() {
+                plain.push(PlainArg::from_wire(next(), kind, layout).map_err(|m| mistaken(i, name, m))?);
             }
             return Ok(Args::Plain(plain));
         }
         let mut vals = Vec::with_capacity(params.len());
-        for (i, (name, ty)) in params.iter().enumerate() {
-            vals.push(match (next(), ty) {
-                (Value::String(text), Type::String) => Val::String(text),
-                (value, ty) => to_wit(&value, ty).map_err(|m| mistaken(i, name, m.to_string()))?,
+        for (i, (name, layout)) in params.iter().enumerate() {
+            vals.push(match (next(), layout) {
+                (Value::String(text), Layout::String) => Val::String(text),
+                (value, layout) => to_wit(&value, layout).map_err(|m| mistaken(i, name, m.to_string()))?,
             });
         }
         Ok(Args::Vals(vals))
@@ -198,7 +198,9 @@ impl Schema {
     pub fn wire_args(&self, name: &str, args: &Args) -> Vec<Value> {
         let Some(declared) = self.incoming.get(name) else { return Vec::new() };
         let mut values: Vec<Value> = match args {
-            Args::Vals(vals) => vals.iter().zip(&declared.params).map(|(val, (_, ty))| from_wit(val, ty)).collect(),
+            Args::Vals(vals) => {
+                vals.iter().zip(&declared.params).map(|(val, (_, layout))| from_wit(val, layout)).collect()
+            }
             Args::Plain(plain) => plain.iter().map(PlainArg::to_wire).collect(),
         };
         while values.last() == Some(&Value::Null) {
@@ -252,10 +254,13 @@ fn incoming_events(
             reason,
         };
         let (takes_sender, params) = split_leading(&func, "from", |t| *t == Type::U64);
-        check_all(&params, func.results()).map_err(bad)?;
         let (_, export) =
             component.get_export(Some(&interface_index), name).ok_or_else(|| bad("export index not found".into()))?;
-        let results: Vec<Type> = func.results().collect();
+        let params = layouts(params).map_err(bad)?;
+        let results = func
+            .results()
+            .map(|ty| Layout::of(&ty).map_err(|e| bad(format!("result: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
         let event = IncomingEvent {
             wit_name: name.to_owned(),
             wire_name: wire_name(name),
@@ -307,14 +312,15 @@ fn split_leading(func: &ComponentFunc, name: &str, fits: impl Fn(&Type) -> bool)
     (leading, params)
 }
 
-fn check_all(params: &[(String, Type)], results: impl Iterator<Item = Type>) -> Result<(), String> {
-    for (name, ty) in params {
-        check_supported(ty).map_err(|e| format!("parameter `{name}`: {e}"))?;
-    }
-    for ty in results {
-        check_supported(&ty).map_err(|e| format!("result: {e}"))?;
-    }
-    Ok(())
+/// The parameters' layouts; or which one cannot cross the wire, and why.
+fn layouts(params: Vec<(String, Type)>) -> Result<Vec<(String, Layout)>, String> {
+    params
+        .into_iter()
+        .map(|(name, ty)| match Layout::of(&ty) {
+            Ok(layout) => Ok((name, layout)),
+            Err(e) => Err(format!("parameter `{name}`: {e}")),
+        })
+        .collect()
 }
 
 /// `pkg:name/iface@1.0.0` -> `pkg:name/iface`.
