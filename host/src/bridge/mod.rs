@@ -25,6 +25,9 @@
 //! Event names and record fields are kebab-case in WIT and lowerCamelCase on
 //! the wire (`echo-bytes` is `echoBytes`). Resources, maps, futures and streams
 //! cannot cross the wire: a handler using them in an event is refused at load.
+//!
+//! The conversions walk a [`Layout`] of each declared type, made once when the
+//! handler loads, not wasmtime's `Type`.
 
 mod from_wit;
 mod layout;
