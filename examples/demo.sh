@@ -11,7 +11,8 @@ rustup target add wasm32-wasip2
 guests="${CARGO_TARGET_DIR:-$PWD/target}/guests"
 CARGO_TARGET_DIR="$guests" cargo build --release --target wasm32-wasip2 --manifest-path examples/guests/Cargo.toml
 port="${PORT:-8080}"
-[ "$port" = 0 ] && port="<the port on the listening line below>"
-echo "open http://127.0.0.1:$port/?nick=ann in two tabs (another nick in the second)"
+shown="$port"
+[ "$port" = 0 ] && shown="<the port on the listening line below>"
+echo "open http://127.0.0.1:$shown/?nick=ann in two tabs (another nick in the second)"
 exec cargo run -p ws-host -- run "$guests/wasm32-wasip2/release/chat.wasm" \
-    --static examples/chat-web --port "${PORT:-8080}"
+    --static examples/chat-web --port "$port"
