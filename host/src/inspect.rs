@@ -93,15 +93,17 @@ pub fn describe(handler: &str, schema: &Schema) -> String {
                     format!("reply {}", types.join(", "))
                 }
             };
-            let _ = writeln!(out, "  {name}({}) -> {reply}", params(&event.params, Direction::ToHandler));
+            let params = params(&event.params, Direction::ToHandler);
+            let _ = writeln!(out, "  {name}({params}) -> {reply}{}", typed(event.typed_call.is_some()));
         }
     }
     match &schema.outgoing {
         Some((interface, events)) => {
             let _ = writeln!(out, "\noutgoing events ({interface}):");
             for event in events {
+                let params = params(&event.params, Direction::ToClient);
                 let _ =
-                    writeln!(out, "  {}(to: target, {})", event.wire_name, params(&event.params, Direction::ToClient));
+                    writeln!(out, "  {}(to: target, {params}){}", event.wire_name, typed(event.typed_call.is_some()));
             }
         }
         None => out.push_str("\noutgoing events: none\n"),
@@ -118,6 +120,13 @@ pub fn describe(handler: &str, schema: &Schema) -> String {
         if hooks.save_state.is_some() && hooks.restore_state.is_some() { "yes (state survives a swap)" } else { "no" }
     );
     out
+}
+
+/// Marks an event called through a typed function: strings and bytes only,
+/// the cheaper path (README, "Value mapping"); the others go through
+/// wasmtime's dynamic values.
+fn typed(typed: bool) -> &'static str {
+    if typed { "  (typed call)" } else { "" }
 }
 
 /// The WIT world embedded in a component, printed as WIT.

@@ -11,7 +11,7 @@ use wasmtime::bail;
 use wasmtime::component::{Linker, LinkerInstance, Val};
 use wasmtime::error::Context as _;
 
-use super::args::{Shape, TypedCall};
+use super::args::Shape;
 use super::bindings::WitTarget;
 use super::host::HostState;
 use super::schema::OutgoingEvent;
@@ -28,7 +28,7 @@ pub fn add_to_linker(
     let mut instance = linker.instance(interface)?;
     for event in events {
         let event = Arc::new(event.clone());
-        match TypedCall::of(&event.params, &[]) {
+        match event.typed_call {
             Some(call) => define_typed(&mut instance, event, call.params)?,
             None => define_dynamic(&mut instance, event)?,
         }

@@ -53,6 +53,8 @@ pub struct OutgoingEvent {
     pub wire_name: String,
     /// The parameters after the leading `to: target`.
     pub params: Vec<(String, Layout)>,
+    /// Set when the signature has a typed host function (see [`TypedCall`]).
+    pub typed_call: Option<TypedCall>,
 }
 
 /// Lifecycle exports present in the component.
@@ -133,7 +135,12 @@ impl Schema {
                     return Err(bad("an outgoing event returns nothing".into()));
                 }
                 let params = layouts(params).map_err(bad)?;
-                functions.push(OutgoingEvent { wit_name: fname.to_owned(), wire_name: wire_name(fname), params });
+                functions.push(OutgoingEvent {
+                    wit_name: fname.to_owned(),
+                    wire_name: wire_name(fname),
+                    typed_call: TypedCall::of(&params, &[]),
+                    params,
+                });
             }
             outgoing = Some((name.to_owned(), functions));
         }
