@@ -303,13 +303,13 @@ fn lifecycle(engine: &Engine, component: &Component) -> Lifecycle {
     }
 }
 
-/// Splits off a leading parameter the host fills in (`from` or `to`).
 /// Whether `ty` is the host's `target`: a variant with its cases, in order.
 fn is_target(ty: &Type) -> bool {
     const CASES: [&str; 6] = ["client", "clients", "all", "all-except", "room", "room-except"];
     matches!(ty, Type::Variant(variant) if variant.cases().map(|case| case.name).eq(CASES))
 }
 
+/// Splits off a leading parameter the host fills in (`from` or `to`).
 fn split_leading(func: &ComponentFunc, name: &str, fits: impl Fn(&Type) -> bool) -> (bool, Vec<(String, Type)>) {
     let mut params: Vec<(String, Type)> = func.params().map(|(n, t)| (n.to_owned(), t)).collect();
     let leading = params.first().is_some_and(|(n, t)| n == name && fits(t));
