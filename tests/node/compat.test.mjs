@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { WebSocket } from "ws";
 import { serializeToBuffer, unserializeFromBuffer } from "@ezez/utils";
 
-import { corpus } from "./make-corpus.mjs";
+import { corpus, jsonCorpus } from "./make-corpus.mjs";
 
 const serialize = (...args) => serializeToBuffer(Buffer, [], ...args);
 const unserialize = (data) => unserializeFromBuffer(Buffer, [], Buffer.from(data));
@@ -296,4 +296,9 @@ test("the committed codec corpus is what @ezez/utils produces today", () => {
     const committed = readFileSync(new URL("../corpus/ezez-frames.hex", import.meta.url), "utf8").trim().split("\n");
     const fresh = corpus.map((args) => serialize(...args).toString("hex"));
     assert.deepEqual(committed, fresh);
+});
+
+test("the committed JSON corpus is what JSON.stringify writes today", () => {
+    const committed = readFileSync(new URL("../corpus/json-frames.txt", import.meta.url), "utf8").trim().split("\n");
+    assert.deepEqual(committed, jsonCorpus);
 });

@@ -1,7 +1,9 @@
 // Prints frames produced by the reference codec (@ezez/utils
-// serializeToBuffer), one per line in hex. The Rust codec must decode each
-// and encode it back byte for byte (tests/codec_corpus.rs); compat.test.mjs
-// checks the committed file is what this script prints today.
+// serializeToBuffer), one per line in hex; with `--json`, the same frames as
+// JSON text frames, as `JSON.stringify` writes them (those JSON can carry).
+// The Rust codecs must decode each and encode it back byte for byte
+// (tests/codec_corpus.rs); compat.test.mjs checks the committed files are
+// what this script prints today.
 import { serializeToBuffer } from "@ezez/utils";
 
 const serialize = (...args) => serializeToBuffer(Buffer, [], ...args);
@@ -28,8 +30,18 @@ export const corpus = [
     [Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, 5e-324, 1.7976931348623157e308],
 ];
 
+/** Whether JSON can carry `value`: no bigints and no byte buffers inside. */
+const jsonCarries = (value) =>
+    typeof value !== "bigint" &&
+    !Buffer.isBuffer(value) &&
+    (typeof value !== "object" || value === null || Object.values(value).every(jsonCarries));
+
+export const jsonCorpus = corpus.filter(jsonCarries).map((args) => JSON.stringify(args));
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-    for (const args of corpus) {
-        console.log(serialize(...args).toString("hex"));
+    if (process.argv.includes("--json")) {
+        jsonCorpus.forEach((frame) => console.log(frame));
+    } else {
+        corpus.forEach((args) => console.log(serialize(...args).toString("hex")));
     }
 }

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::{CodecError, Value, tagged};
+use super::{CodecError, Value, json};
 
 /// Splits a binary frame into its values. Total: any input gives values or an
 /// error. Byte payloads share `frame`'s memory.
@@ -32,7 +32,7 @@ pub fn decode(frame: &Bytes) -> Result<Vec<Value>, CodecError> {
         values.push(match mark {
             b'f' => Value::String(utf8(payload)?.to_owned()),
             b't' => Value::Bytes(frame.slice(start..end)),
-            b'j' => tagged::decode(utf8(payload)?)?,
+            b'j' => json::decode_tagged(utf8(payload)?)?,
             other => return Err(CodecError::UnknownMark(char::from(other))),
         });
         pos = end + 1;
@@ -50,7 +50,7 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
             // after it and rotated to the front: no buffer of its own for
             // every id and number.
             let start = out.len();
-            tagged::encode(other, out);
+            json::encode_tagged(other, out);
             let len = out.len() - start;
             push_header(b'j', len, out);
             let header = out.len() - start - len;
@@ -152,7 +152,7 @@ mod tests {
         for n in [1, 4, 40] {
             let value = Value::Array((0..n).map(|i| Value::Number(f64::from(i))).collect());
             let mut json = Vec::new();
-            tagged::encode(&value, &mut json);
+            json::encode_tagged(&value, &mut json);
             let mut expected = format!("2f\0ab\0{}j\0", json.len()).into_bytes();
             expected.extend_from_slice(&json);
             expected.push(0);

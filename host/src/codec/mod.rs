@@ -2,15 +2,15 @@
 //! values (byte-compatible with `@ezez/utils`), and a plain JSON text codec.
 
 mod binary;
+mod js;
 mod json;
 mod message;
 mod outgoing;
-mod tagged;
 mod value;
 
+pub use js::{js_number_to_string, js_string_to_number};
 pub use message::{AUTH, AUTH_OK, AUTH_REJECTED, ERROR, Event, Message, PROTOCOL_VERSION, RESERVED_PREFIX};
 pub use outgoing::OutgoingEvent;
-pub use tagged::{js_number_to_string, js_string_to_number};
 pub use value::Value;
 
 use bytes::Bytes;
@@ -24,6 +24,17 @@ pub fn decode_values(frame: &Bytes) -> Result<Vec<Value>, CodecError> {
 /// Encodes values as one binary frame, as `serializeToBuffer` does.
 pub fn encode_values(values: &[Value]) -> Vec<u8> {
     binary::encode(values)
+}
+
+/// Splits a JSON text frame into its values (any JSON array, protocol
+/// message or not).
+pub fn decode_text(text: &str) -> Result<Vec<Value>, CodecError> {
+    json::decode_frame(text)
+}
+
+/// Encodes values as one JSON text frame, as `JSON.stringify` writes them.
+pub fn encode_text(values: &[Value]) -> String {
+    json::encode_frame(values)
 }
 
 /// A WebSocket message payload as the codecs produce and consume it.
@@ -57,7 +68,7 @@ impl Codec {
     pub fn decode(frame: &Frame) -> Result<Message, CodecError> {
         let values = match frame {
             Frame::Binary(bytes) => binary::decode(bytes)?,
-            Frame::Text(text) => json::decode(text)?,
+            Frame::Text(text) => json::decode_frame(text)?,
         };
         Message::from_values(values)
     }
@@ -75,7 +86,7 @@ impl Codec {
     {
         match self {
             Codec::Binary => Frame::Binary(binary::encode(values).into()),
-            Codec::Json => Frame::Text(json::encode(values)),
+            Codec::Json => Frame::Text(json::encode_frame(values)),
         }
     }
 }

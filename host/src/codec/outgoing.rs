@@ -74,9 +74,9 @@ impl OutgoingEvent {
             }
             Codec::Json => {
                 let (head, tail) = self.json.get_or_init(|| {
-                    let head = json::encode([&Value::String(self.name.clone())]);
+                    let head = json::encode_frame([&Value::String(self.name.clone())]);
                     let reply_to = reply_to_value(self.reply_to);
-                    let tail = json::encode(std::iter::once(&reply_to).chain(&self.args));
+                    let tail = json::encode_frame(std::iter::once(&reply_to).chain(&self.args));
                     // `["name"` and `replyTo,...]`, to be joined by `,id,`.
                     (head[..head.len() - 1].to_owned(), tail[1..].to_owned())
                 });

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use ws_host::codec::{Codec, Frame, decode_values, encode_values};
+use ws_host::codec::{Codec, Frame, decode_text, decode_values, encode_text, encode_values};
 
 fuzz_target!(|data: &[u8]| {
     let frame = Bytes::copy_from_slice(data);
@@ -15,6 +15,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = Codec::decode(&Frame::Binary(frame));
     if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(values) = decode_text(text) {
+            let once = encode_text(&values);
+            let again = decode_text(&once).expect("our own JSON decodes");
+            assert_eq!(encode_text(&again), once, "JSON encoding is stable");
+        }
         let _ = Codec::decode(&Frame::Text(text.to_owned()));
     }
 });
