@@ -51,7 +51,7 @@ pub fn typescript(handler: &str, schema: &Schema) -> String {
     let mut received: Vec<(String, String)> = Vec::new();
     if let Some((_, events)) = &schema.outgoing {
         for event in events {
-            received.push((event.wire_name.clone(), format!("[{}]", params(&event.params, Direction::ToClient))));
+            received.push((event.name.wire.clone(), format!("[{}]", params(&event.params, Direction::ToClient))));
         }
     }
     for name in schema.event_names() {
@@ -103,7 +103,7 @@ pub fn describe(handler: &str, schema: &Schema) -> String {
             for event in events {
                 let params = params(&event.params, Direction::ToClient);
                 let _ =
-                    writeln!(out, "  {}(to: target, {params}){}", event.wire_name, typed(event.typed_call.is_some()));
+                    writeln!(out, "  {}(to: target, {params}){}", event.name.wire, typed(event.typed_call.is_some()));
             }
         }
         None => out.push_str("\noutgoing events: none\n"),

@@ -7,6 +7,11 @@ use wasmtime::component::Val;
 use super::layout::Layout;
 use crate::codec::Value;
 
+/// The bytes of a `list<u8>` value.
+pub fn bytes_of(items: &[Val]) -> Vec<u8> {
+    items.iter().map(|v| if let Val::U8(b) = v { *b } else { 0 }).collect()
+}
+
 /// Converts a value the guest produced into its wire form.
 pub fn from_wit(val: &Val, layout: &Layout) -> Value {
     match (val, layout) {
@@ -23,10 +28,7 @@ pub fn from_wit(val: &Val, layout: &Layout) -> Value {
         (Val::Float64(n), _) => Value::Number(*n),
         (Val::Char(c), _) => Value::String(c.to_string()),
         (Val::String(s), _) => Value::String(s.clone()),
-        (Val::List(items), Layout::Bytes) => {
-            let bytes: Vec<u8> = items.iter().map(|v| if let Val::U8(b) = v { *b } else { 0 }).collect();
-            Value::Bytes(Bytes::from(bytes))
-        }
+        (Val::List(items), Layout::Bytes) => Value::Bytes(Bytes::from(bytes_of(items))),
         (Val::List(items) | Val::FixedLengthList(items), Layout::List(element) | Layout::FixedList(element, _)) => {
             Value::Array(items.iter().map(|v| from_wit(v, element)).collect())
         }

@@ -53,7 +53,7 @@ pub struct Name {
 }
 
 impl Name {
-    fn of(wit: &str) -> Name {
+    pub fn of(wit: &str) -> Name {
         Name { wit: wit.to_owned(), wire: wire_name(wit) }
     }
 }

@@ -33,7 +33,7 @@ mod from_wit;
 mod layout;
 mod to_wit;
 
-pub use from_wit::from_wit;
+pub use from_wit::{bytes_of, from_wit};
 pub use layout::{Case, Field, Layout, Name};
 pub use to_wit::{Mismatch, to_wit};
 

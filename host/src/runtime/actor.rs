@@ -159,7 +159,7 @@ impl Actor {
         };
         let Some(declared) = version.schema.incoming.get(&event.name) else { return };
         let started = std::time::Instant::now();
-        let outcome = self.call(&declared.wit_name, |live| live.call_event(declared, client, args));
+        let outcome = self.call(&declared.name.wit, |live| live.call_event(declared, client, args));
         registry.metrics().handler_time(started.elapsed());
         match outcome {
             Some(reply_args) if reply_args.is_empty() => {}

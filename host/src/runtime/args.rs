@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use wasmtime::component::Val;
 
-use crate::bridge::{Layout, to_wit};
+use crate::bridge::{Layout, bytes_of, to_wit};
 use crate::codec::Value;
 
 /// A parameter or result a typed call passes as it is: a `string`, or a
@@ -101,9 +101,7 @@ impl PlainArg {
             (Value::Bytes(bytes), Plain::Bytes) => Ok(PlainArg::Bytes(bytes.into())),
             (value, _) => match to_wit(&value, layout).map_err(|m| m.to_string())? {
                 Val::String(text) => Ok(PlainArg::Text(text)),
-                Val::List(items) => Ok(PlainArg::Bytes(
-                    items.iter().map(|item| if let Val::U8(byte) = item { *byte } else { 0 }).collect(),
-                )),
+                Val::List(items) => Ok(PlainArg::Bytes(bytes_of(&items))),
                 _ => Err("expected a string or bytes".to_owned()),
             },
         }

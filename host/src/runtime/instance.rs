@@ -50,7 +50,6 @@ impl Live {
         let limits = CallLimits {
             deadline: sandbox.event_deadline(),
             fuel: sandbox.fuel,
-            memory: sandbox.memory_bytes,
             hostcall_fuel: limiter::hostcall_fuel(config.max_payload_bytes),
         };
         store.set_hostcall_fuel(limits.hostcall_fuel);
@@ -70,7 +69,7 @@ impl Live {
         let args = match (args, event.typed_call) {
             (Args::Plain(args), Some(call)) => return self.call_plain(event, call, sender, args),
             (Args::Vals(args), None) => args,
-            _ => wasmtime::bail!("the arguments of {} were not converted for its kind of call", event.wit_name),
+            _ => wasmtime::bail!("the arguments of {} were not converted for its kind of call", event.name.wit),
         };
         let func = self.instance.get_func(&mut self.store, event.export).context("event function not found")?;
         let mut params = Vec::with_capacity(args.len() + 1);
@@ -102,7 +101,7 @@ impl Live {
             };
             wasmtime::format_err!(
                 "an argument of {} is {kind}, which its signature does not take there",
-                event.wit_name
+                event.name.wit
             )
         };
         let text = |args: &mut Iter| match args.next() {
@@ -113,7 +112,7 @@ impl Live {
             Some(PlainArg::Bytes(bytes)) => Ok(bytes),
             other => Err(wrong(other)),
         };
-        let (index, what) = (&event.export, event.wit_name.as_str());
+        let (index, what) = (&event.export, event.name.wit.as_str());
         macro_rules! call {
             ($($param:ty),* ; $params:expr) => {
                 match call.reply {
@@ -264,7 +263,6 @@ fn reply_args(results: &[Val], layouts: &[Layout]) -> Vec<Value> {
 struct CallLimits {
     deadline: std::time::Duration,
     fuel: Option<u64>,
-    memory: usize,
     /// Bytes of values one call may hand the host.
     hostcall_fuel: usize,
 }
@@ -289,10 +287,11 @@ impl CallLimits {
     /// guest refused memory fails in its own way (most abort). A stray memory
     /// access gets the likeliest cause.
     fn explain(&self, store: &mut Store<HostState>, error: wasmtime::Error) -> wasmtime::Error {
-        if let Some(wanted) = store.data_mut().limits.refused.take() {
+        let memory = &mut store.data_mut().limits;
+        if let Some(wanted) = memory.refused.take() {
             return error.context(format!(
                 "its memory (linear memories and tables together) was refused growth to {wanted} bytes, over the limit of {} bytes (raise it with `--memory-limit`)",
-                self.memory
+                memory.budget()
             ));
         }
         match error.downcast_ref::<Trap>() {

@@ -75,6 +75,11 @@ impl Limits {
         Limits { budget, used: 0, metrics, refused: None }
     }
 
+    /// Bytes the linear memories and tables may take together.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
     /// Whether a memory or table may grow from `current` to `desired` bytes.
     fn grow(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> bool {
         // Past its own maximum the growth fails in wasmtime after the limiter

@@ -41,7 +41,7 @@ fn define_typed(
     event: Arc<OutgoingEvent>,
     shape: Shape,
 ) -> wasmtime::Result<()> {
-    let name = event.wit_name.clone();
+    let name = event.name.wit.clone();
     macro_rules! define {
         ($($arg:ident: $ty:ty => $wire:expr),*) => {
             instance.func_wrap(
@@ -63,7 +63,7 @@ fn define_typed(
 }
 
 fn define_dynamic(instance: &mut LinkerInstance<'_, HostState>, event: Arc<OutgoingEvent>) -> wasmtime::Result<()> {
-    instance.func_new(&event.wit_name.clone(), move |mut store, _ty, params, _results| {
+    instance.func_new(&event.name.wit.clone(), move |mut store, _ty, params, _results| {
         let (target, args) = params.split_first().context("an outgoing event takes a target first")?;
         let target = target_from_val(target)?;
         let args = args.iter().zip(&event.params).map(|(v, (_, layout))| from_wit(v, layout)).collect();
@@ -75,8 +75,8 @@ fn define_dynamic(instance: &mut LinkerInstance<'_, HostState>, event: Arc<Outgo
 /// within the call's send budget.
 fn send(state: &mut HostState, event: &OutgoingEvent, target: &Target, args: Vec<Value>) -> wasmtime::Result<()> {
     let size = Value::size_hint_of(&args);
-    state.sends.spend(size, format_args!("`{}`", event.wire_name))?;
-    let frame = Arc::new(Frame::new(event.wire_name.clone(), None, args));
+    state.sends.spend(size, format_args!("`{}`", event.name.wire))?;
+    let frame = Arc::new(Frame::new(event.name.wire.clone(), None, args));
     state.registry.deliver(target, frame);
     Ok(())
 }

@@ -12,7 +12,7 @@ use wasmtime::component::{Component, ComponentExportIndex, Val};
 
 use super::args::{Args, PlainArg, TypedCall};
 use super::bindings::PACKAGE;
-use crate::bridge::{Layout, from_wit, to_wit, wire_name};
+use crate::bridge::{Layout, Name, from_wit, to_wit};
 use crate::codec::{Event, RESERVED_PREFIX, Value};
 
 /// The event table of a handler.
@@ -31,10 +31,9 @@ pub struct Schema {
 /// One event a client may send.
 #[derive(Debug, Clone)]
 pub struct IncomingEvent {
-    /// The WIT function name (`echo-bytes`).
-    pub wit_name: String,
-    /// The name on the wire (`echoBytes`).
-    pub wire_name: String,
+    /// The WIT function name and the name on the wire (`echo-bytes`,
+    /// `echoBytes`).
+    pub name: Name,
     /// Whether the first parameter is `from: client-id`, filled by the host.
     pub takes_sender: bool,
     /// The parameters the client supplies, in order.
@@ -49,8 +48,7 @@ pub struct IncomingEvent {
 /// One event the handler may send.
 #[derive(Debug, Clone)]
 pub struct OutgoingEvent {
-    pub wit_name: String,
-    pub wire_name: String,
+    pub name: Name,
     /// The parameters after the leading `to: target`.
     pub params: Vec<(String, Layout)>,
     /// Set when the signature has a typed host function (see [`TypedCall`]).
@@ -136,8 +134,7 @@ impl Schema {
                 }
                 let params = layouts(params).map_err(bad)?;
                 functions.push(OutgoingEvent {
-                    wit_name: fname.to_owned(),
-                    wire_name: wire_name(fname),
+                    name: Name::of(fname),
                     typed_call: TypedCall::of(&params, &[]),
                     params,
                 });
@@ -269,15 +266,14 @@ fn incoming_events(
             .map(|ty| Layout::of(&ty).map_err(|e| bad(format!("result: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
         let event = IncomingEvent {
-            wit_name: name.to_owned(),
-            wire_name: wire_name(name),
+            name: Name::of(name),
             takes_sender,
             typed_call: TypedCall::of(&params, &results),
             params,
             results,
             export,
         };
-        events.insert(event.wire_name.clone(), event);
+        events.insert(event.name.wire.clone(), event);
     }
     if events.is_empty() {
         return Err(SchemaError::Empty(incoming_interface.to_owned()));
