@@ -149,30 +149,7 @@ impl Handler {
     /// export `ws-host:server/state`, the new one starts with the old one's
     /// state.
     pub async fn swap(&self, bytes: Vec<u8>) -> Result<Arc<Version>, LoadError> {
-        let shared = self.shared.clone();
-        let Some(runtime) = shared.runtime.clone() else {
-            return Err(LoadError::Native { name: self.name().into() });
-        };
-        // The actor numbers the version when it installs it.
-        let prepared = tokio::task::spawn_blocking(move || {
-            prepare(&runtime, &shared.name, &bytes, 0, &shared.registry, &shared.config)
-        })
-        .await
-        .map_err(|_| LoadError::Stopped { name: self.name().into() })?;
-        let candidate = match prepared {
-            Ok(candidate) => candidate,
-            Err(error) => {
-                tracing::warn!(
-                    handler = %self.name(),
-                    "swap refused, version {} keeps serving: {error}",
-                    self.version().number
-                );
-                return Err(error);
-            }
-        };
-        let (done, outcome) = oneshot::channel();
-        self.submit(Job::Swap { candidate: Box::new(candidate), done }).await;
-        let outcome = outcome.await.map_err(|_| LoadError::Stopped { name: self.name().into() })?;
+        let outcome = self.install(bytes).await;
         if let Err(error) = &outcome {
             tracing::warn!(
                 handler = %self.name(),
@@ -181,6 +158,24 @@ impl Handler {
             );
         }
         outcome
+    }
+
+    /// Prepares the candidate off the event path, then has the actor
+    /// install it between two jobs.
+    async fn install(&self, bytes: Vec<u8>) -> Result<Arc<Version>, LoadError> {
+        let shared = self.shared.clone();
+        let Some(runtime) = shared.runtime.clone() else {
+            return Err(LoadError::Native { name: self.name().into() });
+        };
+        // The actor numbers the version when it installs it.
+        let candidate = tokio::task::spawn_blocking(move || {
+            prepare(&runtime, &shared.name, &bytes, 0, &shared.registry, &shared.config)
+        })
+        .await
+        .map_err(|_| LoadError::Stopped { name: self.name().into() })??;
+        let (done, outcome) = oneshot::channel();
+        self.submit(Job::Swap { candidate: Box::new(candidate), done }).await;
+        outcome.await.map_err(|_| LoadError::Stopped { name: self.name().into() })?
     }
 
     /// [`swap`](Self::swap) with the component in the file `path`.
