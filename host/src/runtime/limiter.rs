@@ -68,11 +68,15 @@ pub struct Limits {
     /// The total last refused in the running call, to name the limit in the
     /// failure it leads to (a guest aborts when its allocator gets nothing).
     pub refused: Option<usize>,
+    /// What `used` was before the growth last allowed: wasmtime can still
+    /// fail that growth (the system refused the memory), and then it is
+    /// taken back.
+    before_growth: Option<usize>,
 }
 
 impl Limits {
     pub fn new(budget: usize, metrics: Arc<HandlerMetrics>) -> Self {
-        Limits { budget, used: 0, metrics, refused: None }
+        Limits { budget, used: 0, metrics, refused: None, before_growth: None }
     }
 
     /// Bytes the linear memories and tables may take together.
@@ -92,14 +96,24 @@ impl Limits {
             self.refused = Some(used);
             return false;
         }
+        self.before_growth = Some(self.used);
+        self.set_used(used);
+        true
+    }
+
+    /// The growth allowed last failed after all: it takes nothing.
+    fn grow_failed(&mut self) {
+        if let Some(before) = self.before_growth.take() {
+            self.set_used(before);
+        }
+    }
+
+    fn set_used(&mut self, used: usize) {
         self.used = used;
         self.metrics.memory(used);
-        true
     }
 }
 
-/// A growth that fails after it was allowed (the system refused the memory)
-/// stays counted: the budget errs on the strict side.
 impl ResourceLimiter for Limits {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(self.grow(current, desired, maximum))
@@ -108,6 +122,19 @@ impl ResourceLimiter for Limits {
     fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         let bytes = |elements: usize| elements.saturating_mul(TABLE_ELEMENT_BYTES);
         Ok(self.grow(bytes(current), bytes(desired), maximum.map(bytes)))
+    }
+
+    // wasmtime calls these right after the growth it failed was allowed.
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        tracing::debug!("a linear memory's growth failed after it was allowed: {error:#}");
+        self.grow_failed();
+        Ok(())
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        tracing::debug!("a table's growth failed after it was allowed: {error:#}");
+        self.grow_failed();
+        Ok(())
     }
 
     fn instances(&self) -> usize {
@@ -120,5 +147,53 @@ impl ResourceLimiter for Limits {
 
     fn tables(&self) -> usize {
         MAX_TABLES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(budget: usize) -> Limits {
+        Limits::new(budget, Arc::new(HandlerMetrics::default()))
+    }
+
+    #[test]
+    fn memories_and_tables_share_one_budget() {
+        let mut limits = limits(1000);
+        assert!(limits.memory_growing(0, 600, None).unwrap());
+        assert!(limits.table_growing(0, 50, None).unwrap(), "400 bytes of table elements fit beside");
+        assert!(!limits.memory_growing(0, 1, None).unwrap(), "a second memory finds the budget spent");
+        assert_eq!(limits.refused, Some(1001));
+        assert!(!limits.memory_growing(600, 700, Some(650)).unwrap(), "past the memory's own maximum");
+        assert_eq!(limits.metrics.snapshot().memory_bytes, 1000);
+    }
+
+    #[test]
+    fn a_growth_wasmtime_fails_after_it_was_allowed_takes_nothing() {
+        const PAGE: usize = 64 << 10;
+        // Memories that may not move past a 1 MiB reservation: a growth
+        // beyond it is allowed here, then fails in wasmtime.
+        let mut config = wasmtime::Config::new();
+        config.memory_reservation(16 * PAGE as u64).memory_may_move(false).memory_reservation_for_growth(0);
+        let engine = wasmtime::Engine::new(&config).unwrap();
+        let mut store = wasmtime::Store::new(&engine, limits(40 * PAGE));
+        store.limiter(|limits| limits);
+        let memory = wasmtime::Memory::new(&mut store, wasmtime::MemoryType::new(1, None)).unwrap();
+        assert!(memory.grow(&mut store, 32).is_err(), "33 pages do not fit the reservation");
+        assert_eq!(store.data().metrics.snapshot().memory_bytes, PAGE as u64);
+        // Had the failed growth stayed counted, 33 + 8 pages would be over the budget.
+        memory.grow(&mut store, 8).unwrap();
+        assert_eq!(store.data().metrics.snapshot().memory_bytes, 9 * PAGE as u64);
+    }
+
+    #[test]
+    fn only_the_last_growth_is_taken_back_and_only_once() {
+        let mut limits = limits(1000);
+        assert!(limits.memory_growing(0, 100, None).unwrap());
+        assert!(limits.table_growing(0, 900 / TABLE_ELEMENT_BYTES, None).unwrap());
+        limits.table_grow_failed(wasmtime::Error::msg("no memory")).unwrap();
+        limits.table_grow_failed(wasmtime::Error::msg("no memory")).unwrap();
+        assert_eq!(limits.metrics.snapshot().memory_bytes, 100);
     }
 }
