@@ -7,7 +7,8 @@
 //!   Values are written as `JSON.stringify` writes them: undefined as null
 //!   (and left out of objects), NaN and the infinities as null, byte buffers
 //!   as arrays of numbers. Integers beyond 2^53 are kept exact both ways, as
-//!   bigints, where JavaScript would round them.
+//!   bigints, where JavaScript would round them: all of WIT's (`u64`, `s64`).
+//!   Beyond 64 bits the parser reads a float, as JavaScript does.
 //! - **Tagged** ([`decode_tagged`], [`encode_tagged`]): the "ezez serialize"
 //!   text form of `j` elements. Every leaf is a tagged string (`"s:text"`,
 //!   `"n:1.5"`, `"i:12"`, `"u:"`, `"l:"`, `"b:1"`), byte-compatible with
@@ -441,6 +442,8 @@ mod tests {
             vec![Value::BigInt(u64::MAX.into()), Value::BigInt(-9007199254740993), Value::Number(9007199254740991.0)]
         );
         assert_eq!(encode_frame(&values), "[18446744073709551615,-9007199254740993,9007199254740991]");
+        // Past 64 bits, a float, as `JSON.parse` reads it.
+        assert_eq!(decode_frame("[1180591620717411303424]").unwrap(), vec![Value::Number(2f64.powi(70))]);
     }
 
     #[test]
