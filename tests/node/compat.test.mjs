@@ -45,12 +45,34 @@ async function startServer(wasm, ...flags) {
     };
 }
 
-/** A client that speaks the protocol as @ezez/ws-client does. */
+/** The ezez binary framing, as @ezez/ws-client speaks it. */
+const BINARY = {
+    encode: (...values) => serialize(...values),
+    decode(data, isBinary) {
+        assert.ok(isBinary, "ws-host must answer binary frames with binary frames");
+        return unserialize(data);
+    },
+};
+
+/** JSON arrays in text frames, as a page without a client library speaks. */
+const JSON_TEXT = {
+    encode: (...values) => JSON.stringify(values),
+    decode(data, isBinary) {
+        assert.ok(!isBinary, "ws-host must answer text frames with text frames");
+        const text = data.toString();
+        const message = JSON.parse(text);
+        // Kept to compare byte for byte; not enumerable, so deepEqual ignores it.
+        Object.defineProperty(message, "text", { value: text });
+        return message;
+    },
+};
+
+/** A client that speaks the protocol as @ezez/ws-client does (or in JSON text frames). */
 class Client {
-    static async open(url, options = {}) {
+    static async open(url, options = {}, codec = BINARY) {
         const ws = new WebSocket(url, options);
         ws.binaryType = "arraybuffer";
-        const client = new Client(ws);
+        const client = new Client(ws, codec);
         await new Promise((resolve, reject) => {
             ws.once("open", resolve);
             ws.once("error", reject);
@@ -58,15 +80,15 @@ class Client {
         return client;
     }
 
-    constructor(ws) {
+    constructor(ws, codec) {
         this.ws = ws;
+        this.codec = codec;
         this.id = 0;
         this.inbox = [];
         this.waiters = [];
         this.closed = new Promise((resolve) => ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() })));
         ws.on("message", (data, isBinary) => {
-            assert.ok(isBinary, "ws-host must send binary frames");
-            this.inbox.push(unserialize(data));
+            this.inbox.push(codec.decode(data, isBinary));
             this.flush();
         });
     }
@@ -91,13 +113,13 @@ class Client {
     }
 
     async auth(key) {
-        this.ws.send(serialize("ezez-ws::auth", key, 1));
+        this.ws.send(this.codec.encode("ezez-ws::auth", key, 1));
         return this.next((m) => String(m[0]).startsWith("ezez-ws::auth-"), "the auth answer");
     }
 
     send(name, ...args) {
         const id = ++this.id;
-        this.ws.send(serialize(name, id, null, ...args));
+        this.ws.send(this.codec.encode(name, id, null, ...args));
         return id;
     }
 
@@ -185,6 +207,41 @@ for (const [language, build] of [["Rust", "GUEST_CHAT"], ["Python", "GUEST_CHAT_
     });
 }
 
+const point = { x: 1, y: -2, longLabel: "p" };
+/** Values each `echo*` event of the fixture hands back as they came. */
+const same = [
+    ["echoBool", true],
+    ["echoU8", 255],
+    ["echoS8", -128],
+    ["echoU16", 65535],
+    ["echoS16", -32768],
+    ["echoU32", 4294967295],
+    ["echoS32", -2147483648],
+    ["echoU64", 18446744073709551615n],
+    ["echoS64", -9223372036854775808n],
+    ["echoF32", 0.5],
+    ["echoF64", 0.1 + 0.2],
+    ["echoF64", -Infinity],
+    ["echoF64", 1e20],
+    ["echoF64", 123456789012345680000],
+    ["echoF64", 5e-324],
+    ["echoChar", "\u{1f44b}"],
+    ["echoString", "h\u00e9llo \0 \"quotes\" s:tagged"],
+    ["echoList", [point, { x: 0, y: 0, longLabel: null }]],
+    ["echoRecord", point],
+    ["echoVariant", { tag: "circle", val: 2.5 }],
+    ["echoVariant", { tag: "square", val: point }],
+    ["echoVariant", { tag: "empty" }],
+    ["echoEnum", "light-blue"],
+    ["echoFlags", { read: true, write: false, execAll: true }],
+    ["echoOption", "x"],
+    ["echoOption", null],
+    ["echoNestedOption", { tag: "some", val: null }],
+    ["echoNestedOption", { tag: "some", val: 7 }],
+    ["echoResult", { tag: "ok", val: "fine" }],
+    ["echoResult", { tag: "err", val: 404 }],
+];
+
 describe("every mapped kind of value (fixture handler)", () => {
     let server;
     let client;
@@ -198,36 +255,6 @@ describe("every mapped kind of value (fixture handler)", () => {
         await server.stop();
     });
 
-    const point = { x: 1, y: -2, longLabel: "p" };
-    const same = [
-        ["echoBool", true],
-        ["echoU8", 255],
-        ["echoS8", -128],
-        ["echoU16", 65535],
-        ["echoS16", -32768],
-        ["echoU32", 4294967295],
-        ["echoS32", -2147483648],
-        ["echoU64", 18446744073709551615n],
-        ["echoS64", -9223372036854775808n],
-        ["echoF32", 0.5],
-        ["echoF64", 0.1 + 0.2],
-        ["echoF64", -Infinity],
-        ["echoChar", "\u{1f44b}"],
-        ["echoString", "h\u00e9llo \0 \"quotes\" s:tagged"],
-        ["echoList", [point, { x: 0, y: 0, longLabel: null }]],
-        ["echoRecord", point],
-        ["echoVariant", { tag: "circle", val: 2.5 }],
-        ["echoVariant", { tag: "square", val: point }],
-        ["echoVariant", { tag: "empty" }],
-        ["echoEnum", "light-blue"],
-        ["echoFlags", { read: true, write: false, execAll: true }],
-        ["echoOption", "x"],
-        ["echoOption", null],
-        ["echoNestedOption", { tag: "some", val: null }],
-        ["echoNestedOption", { tag: "some", val: 7 }],
-        ["echoResult", { tag: "ok", val: "fine" }],
-        ["echoResult", { tag: "err", val: 404 }],
-    ];
     for (const [event, value] of same) {
         test(`${event} ${typeof value === "bigint" ? `${value}n` : JSON.stringify(value)}`, async () => {
             const [name, , , ...args] = await client.request(event, value);
@@ -259,6 +286,42 @@ describe("every mapped kind of value (fixture handler)", () => {
     test("undefined is none, and trailing optional arguments may be left out", async () => {
         assert.deepEqual((await client.request("echoOption", undefined)).slice(3), [null]);
         assert.deepEqual((await client.request("pair", "a")).slice(3), ["a"]);
+    });
+});
+
+describe("every mapped kind of value in JSON text frames (fixture handler)", () => {
+    let server;
+    let client;
+    before(async () => {
+        server = await startServer(env("GUEST_FIXTURE"));
+        client = await Client.open(server.url, {}, JSON_TEXT);
+        assert.deepEqual(await client.auth("node"), ["ezez-ws::auth-ok"]);
+    });
+    after(async () => {
+        await client.close();
+        await server.stop();
+    });
+
+    // JSON carries all of them but the bigints and the infinities.
+    const carried = same.filter(([, value]) => typeof value !== "bigint" && value !== -Infinity);
+    for (const [event, value] of carried) {
+        test(`${event} ${JSON.stringify(value)}`, async () => {
+            const reply = await client.request(event, value);
+            assert.deepEqual(reply.slice(3), [value]);
+            assert.equal(reply.text, JSON.stringify(reply), "written as JSON.stringify writes it");
+        });
+    }
+
+    test("64-bit integers stay exact both ways", async () => {
+        // JSON.stringify cannot write a bigint: the frame is written by hand.
+        const id = ++client.id;
+        client.ws.send(`["echoU64",${id},null,18446744073709551615]`);
+        const reply = await client.next((m) => m[2] === id, "the reply to echoU64");
+        assert.equal(reply.text, `["echoU64",${reply[1]},${id},18446744073709551615]`);
+    });
+
+    test("bytes are arrays of numbers", async () => {
+        assert.deepEqual((await client.request("echoBytes", [0, 1, 2, 255])).slice(3), [[0, 1, 2, 255]]);
     });
 });
 
