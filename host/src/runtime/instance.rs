@@ -287,11 +287,11 @@ impl CallLimits {
     /// guest refused memory fails in its own way (most abort). A stray memory
     /// access gets the likeliest cause.
     fn explain(&self, store: &mut Store<HostState>, error: wasmtime::Error) -> wasmtime::Error {
-        let memory = &mut store.data_mut().limits;
-        if let Some(wanted) = memory.refused.take() {
+        let limits = &mut store.data_mut().limits;
+        if let Some(wanted) = limits.refused.take() {
             return error.context(format!(
                 "its memory (linear memories and tables together) was refused growth to {wanted} bytes, over the limit of {} bytes (raise it with `--memory-limit`)",
-                memory.budget()
+                limits.budget()
             ));
         }
         match error.downcast_ref::<Trap>() {

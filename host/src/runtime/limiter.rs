@@ -124,7 +124,7 @@ impl ResourceLimiter for Limits {
         Ok(self.grow(bytes(current), bytes(desired), maximum.map(bytes)))
     }
 
-    // wasmtime calls these right after the growth it failed was allowed.
+    // wasmtime calls these when a growth this limiter allowed fails after all.
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
         tracing::debug!("a linear memory's growth failed after it was allowed: {error:#}");
         self.grow_failed();
