@@ -151,13 +151,13 @@ mod tests {
     fn a_tagged_element_gets_the_header_of_its_length() {
         for n in [1, 4, 40] {
             let value = Value::Array((0..n).map(|i| Value::Number(f64::from(i))).collect());
-            let mut json = Vec::new();
-            json::encode_tagged(&value, &mut json);
-            let mut expected = format!("2f\0ab\0{}j\0", json.len()).into_bytes();
-            expected.extend_from_slice(&json);
+            let mut tagged = Vec::new();
+            json::encode_tagged(&value, &mut tagged);
+            let mut expected = format!("2f\0ab\0{}j\0", tagged.len()).into_bytes();
+            expected.extend_from_slice(&tagged);
             expected.push(0);
             let values = ["ab".into(), value];
-            assert_eq!(encode(&values), expected, "{n} items: {} bytes of JSON", json.len());
+            assert_eq!(encode(&values), expected, "{n} items: {} bytes of JSON", tagged.len());
             assert_eq!(decode(&frame(&expected)).unwrap(), values);
         }
     }
