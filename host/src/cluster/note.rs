@@ -101,6 +101,9 @@ pub fn decode(bytes: &[u8]) -> Result<Received, NoteError> {
             let (Value::Number(code), Value::String(reason)) = (next()?, next()?) else {
                 return Err(NoteError("disconnect without code and reason".into()));
             };
+            if code.fract() != 0.0 || !(0.0..=f64::from(u16::MAX)).contains(&code) {
+                return Err(NoteError(format!("close code {code}")));
+            }
             Note::Update(Update::Disconnect { id, code: code as u16, reason })
         }
         "deliver" => {
@@ -268,5 +271,19 @@ mod tests {
         assert!(decode(b"hello").is_err());
         let other_version = codec::encode_values(&[Value::Number(2.0), Value::Number(1.0)]);
         assert!(decode(&other_version).unwrap_err().to_string().contains("layout version"));
+        // A close code that is not a 16-bit number is refused, not cut to one.
+        for code in [70_000.0, 1000.5, -1.0, f64::NAN] {
+            let note = [
+                1.0.into(),
+                1.0.into(),
+                Value::BigInt(1),
+                "disconnect".into(),
+                Value::BigInt(2),
+                code.into(),
+                "x".into(),
+            ];
+            let error = decode(&codec::encode_values(&note)).unwrap_err().to_string();
+            assert!(error.contains("close code"), "{code}: {error}");
+        }
     }
 }
