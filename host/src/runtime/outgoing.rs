@@ -16,7 +16,7 @@ use super::bindings::WitTarget;
 use super::host::HostState;
 use super::schema::OutgoingEvent;
 use crate::bridge::from_wit;
-use crate::codec::{OutgoingEvent as Frame, Value};
+use crate::codec::{self, Value};
 use crate::registry::Target;
 
 /// Defines every outgoing event of `interface` in `linker`.
@@ -76,8 +76,8 @@ fn define_dynamic(instance: &mut LinkerInstance<'_, HostState>, event: Arc<Outgo
 fn send(state: &mut HostState, event: &OutgoingEvent, target: &Target, args: Vec<Value>) -> wasmtime::Result<()> {
     let size = Value::size_hint_of(&args);
     state.sends.spend(size, format_args!("`{}`", event.name.wire))?;
-    let frame = Arc::new(Frame::new(event.name.wire.clone(), None, args));
-    state.registry.deliver(target, frame);
+    let outgoing = Arc::new(codec::OutgoingEvent::new(event.name.wire.clone(), None, args));
+    state.registry.deliver(target, outgoing);
     Ok(())
 }
 
