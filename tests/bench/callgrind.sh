@@ -5,8 +5,10 @@
 # divided by 2N is what one echo costs, start-up excluded. One connection
 # counts each echo's own wake-ups; a hundred count echoes taken in batches,
 # as under load (the server under callgrind is the slow side).
-# Usage: bash tests/bench/callgrind.sh [wasm|native] [N] [PAYLOAD_BYTES] [CONNECTIONS]
-# (default: wasm 5000 20 1)
+# Usage: bash tests/bench/callgrind.sh [wasm|native] [N] [PAYLOAD_BYTES] [CONNECTIONS] [REQUEST]
+# (default: wasm 5000 20 1 echo). REQUEST is what each round trip sends
+# (see echo-client.mjs): echo, or, to the wasm server only, echoF64 and
+# echoRecord (the fixture handler: a number, a record) or say (the chat).
 # Needs valgrind and the release build of tests/bench/run.sh. The profiles
 # stay in $out for callgrind_annotate.
 set -euo pipefail
@@ -15,14 +17,23 @@ server="${1:-wasm}"
 count="${2:-5000}"
 size="${3:-20}"
 connections="${4:-1}"
+request="${5:-echo}"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
+usage="usage: $0 [wasm|native] [echoes] [payload bytes] [connections] [echo|echoF64|echoRecord|say]"
+case "$request" in
+    echo) guest=echo ;;
+    echoF64 | echoRecord) guest=fixture ;;
+    say) guest=chat ;;
+    *) echo "$usage" >&2; exit 2 ;;
+esac
 case "$server" in
     # --no-cache: both runs compile, so start-up cancels out (a cache filled
     # by the first run would make the second one cheaper, and the echo look so).
-    wasm) command=("$target/release/ws-host" run "$target/guests/wasm32-wasip2/release/echo.wasm" --port 0 --no-cache) ;;
+    wasm) command=("$target/release/ws-host" run "$target/guests/wasm32-wasip2/release/$guest.wasm" --port 0 --no-cache) ;;
     native) command=("$target/release/bench-load" --serve native) ;;
-    *) echo "usage: $0 [wasm|native] [echoes] [payload bytes] [connections]" >&2; exit 2 ;;
+    *) echo "$usage" >&2; exit 2 ;;
 esac
+[ "$server" = wasm ] || [ "$request" = echo ] || { echo "the native server answers echo only" >&2; exit 2; }
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
 [ -x "${command[0]}" ] || { echo "${command[0]} is missing: run PROFILE=release bash tests/bench/run.sh first" >&2; exit 1; }
 out="${TMPDIR:-/tmp}/ws-host-callgrind"
@@ -49,7 +60,7 @@ instructions() {
     local addr
     addr=$(address_in "$log")
     [ -n "$addr" ] || { echo "the $server server did not start: see $out/$server.$1.stderr" >&2; kill -9 $pid; exit 1; }
-    node tests/node/echo-client.mjs "$addr/" "$1" "$size" "$connections" >/dev/null
+    node tests/node/echo-client.mjs "$addr/" "$1" "$size" "$connections" "$request" >/dev/null
     # Dump the counts while it runs: the native server has no SIGINT handler.
     callgrind_control --dump "$pid" >/dev/null 2>&1
     kill -9 "$pid"
@@ -59,4 +70,4 @@ instructions() {
 
 few=$(instructions "$count")
 many=$(instructions $((count * 3)))
-echo "$server: $(( (many - few) / (count * 2) )) instructions per echo of $size B over $connections connection(s) ($few for $count echoes, $many for $((count * 3)))"
+echo "$server: $(( (many - few) / (count * 2) )) instructions per $request of $size B over $connections connection(s) ($few for $count, $many for $((count * 3)))"
