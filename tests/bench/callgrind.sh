@@ -7,8 +7,9 @@
 # as under load (the server under callgrind is the slow side).
 # Usage: bash tests/bench/callgrind.sh [wasm|native] [N] [PAYLOAD_BYTES] [CONNECTIONS] [REQUEST]
 # (default: wasm 5000 20 1 echo). REQUEST is what each round trip sends
-# (see echo-client.mjs): echo, or, to the wasm server only, echoF64 and
-# echoRecord (the fixture handler: a number, a record) or say (the chat).
+# (see echo-client.mjs): echo or echoBytes, or, to the wasm server only,
+# echoF64 and echoRecord (the fixture handler: a number, a record) or say
+# (the chat).
 # Needs valgrind and the release build of tests/bench/run.sh. The profiles
 # stay in $out for callgrind_annotate.
 set -euo pipefail
@@ -19,9 +20,9 @@ size="${3:-20}"
 connections="${4:-1}"
 request="${5:-echo}"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
-usage="usage: $0 [wasm|native] [echoes] [payload bytes] [connections] [echo|echoF64|echoRecord|say]"
+usage="usage: $0 [wasm|native] [echoes] [payload bytes] [connections] [echo|echoBytes|echoF64|echoRecord|say]"
 case "$request" in
-    echo) guest=echo ;;
+    echo | echoBytes) guest=echo ;;
     echoF64 | echoRecord) guest=fixture ;;
     say) guest=chat ;;
     *) echo "$usage" >&2; exit 2 ;;
@@ -33,7 +34,7 @@ case "$server" in
     native) command=("$target/release/bench-load" --serve native) ;;
     *) echo "$usage" >&2; exit 2 ;;
 esac
-[ "$server" = wasm ] || [ "$request" = echo ] || { echo "the native server answers echo only" >&2; exit 2; }
+[ "$server" = wasm ] || [ "$guest" = echo ] || { echo "the native server answers echo and echoBytes only" >&2; exit 2; }
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
 [ -x "${command[0]}" ] || { echo "${command[0]} is missing: run PROFILE=release bash tests/bench/run.sh first" >&2; exit 1; }
 out="${TMPDIR:-/tmp}/ws-host-callgrind"

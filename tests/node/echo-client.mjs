@@ -5,6 +5,7 @@
 // Usage: node echo-client.mjs ws://host:port/ COUNT [PAYLOAD_BYTES (20)] [CONNECTIONS (1)] [REQUEST (echo)]
 // REQUEST, and the handler that answers it:
 //   echo        echo(text) -> text                         the echo example, or the native server
+//   echoBytes   echoBytes(bytes) -> bytes                  the echo example, or the native server
 //   echoF64     echoF64(1.5) -> 1.5                        the fixture handler (one number)
 //   echoRecord  echoRecord({x, y, longLabel: text}) -> it  the fixture handler (a record)
 //   say         say(room, text), answered by `said`        the chat example (each connection in a room of its own)
@@ -24,6 +25,7 @@ const payload = "x".repeat(size);
 /** Per request: its arguments on connection `n`, what answers it, and what is sent once first. */
 const requests = {
     echo: { args: () => [payload] },
+    echoBytes: { args: () => [Buffer.from(payload)] },
     echoF64: { args: () => [1.5] },
     echoRecord: { args: () => [{ x: 1, y: -2, longLabel: payload }] },
     say: { args: (n) => [`room-${n}`, payload], answer: "said", first: (n) => ["join", `room-${n}`] },
