@@ -30,8 +30,7 @@ pub fn typescript(handler: &str, schema: &Schema) -> String {
     out.push_str("export type OutgoingEvents = {\n");
     for name in schema.event_names() {
         let event = &schema.incoming[name];
-        let required =
-            event.params.iter().rposition(|(_, layout)| !matches!(layout, Layout::Option(_))).map_or(0, |i| i + 1);
+        let required = event.required_params();
         let params: Vec<String> = event
             .params
             .iter()

@@ -45,6 +45,14 @@ pub struct IncomingEvent {
     pub typed_call: Option<TypedCall>,
 }
 
+impl IncomingEvent {
+    /// How many parameters a client must supply: trailing `option`
+    /// parameters may be left out, as in JavaScript.
+    pub fn required_params(&self) -> usize {
+        self.params.iter().rposition(|(_, layout)| !matches!(layout, Layout::Option(_))).map_or(0, |i| i + 1)
+    }
+}
+
 /// One event the handler may send.
 #[derive(Debug, Clone)]
 pub struct OutgoingEvent {
@@ -160,8 +168,7 @@ impl Schema {
             return Err(format!("unknown event {:?} (this handler accepts: {})", event.name, known.join(", ")));
         };
         let params = &declared.params;
-        // Trailing `option` parameters may be left out, as in JavaScript.
-        let required = params.iter().rposition(|(_, layout)| !matches!(layout, Layout::Option(_))).map_or(0, |i| i + 1);
+        let required = declared.required_params();
         if event.args.len() < required || event.args.len() > params.len() {
             let names: Vec<_> = params.iter().map(|(n, _)| n.as_str()).collect();
             return Err(format!(
