@@ -148,13 +148,13 @@ impl HandlerMetrics {
         *self.refused.lock().unwrap_or_else(|e| e.into_inner()).entry(why).or_default() += 1;
     }
 
-    /// One call into the guest took `elapsed`.
+    /// One call into the guest took `elapsed`. Only the first bucket it
+    /// fits is counted here (one atomic add per call, not one per bucket);
+    /// [`Self::snapshot`] adds them up into Prometheus' cumulative buckets.
     pub fn handler_time(&self, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
-        for (bucket, bound) in self.time_buckets.iter().zip(TIME_BUCKETS) {
-            if seconds <= bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(bucket) = TIME_BUCKETS.iter().position(|&bound| seconds <= bound) {
+            self.time_buckets[bucket].fetch_add(1, Ordering::Relaxed);
         }
         self.time_count.fetch_add(1, Ordering::Relaxed);
         self.time_sum_nanos.fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
@@ -186,7 +186,14 @@ impl HandlerMetrics {
                 .map(|(why, count)| (why.label(), *count))
                 .collect(),
             disconnects: self.disconnects.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-            time_buckets: self.time_buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect(),
+            time_buckets: self
+                .time_buckets
+                .iter()
+                .scan(0, |below, bucket| {
+                    *below += bucket.load(Ordering::Relaxed);
+                    Some(*below)
+                })
+                .collect(),
             time_count: self.time_count.load(Ordering::Relaxed),
             time_sum: Duration::from_nanos(self.time_sum_nanos.load(Ordering::Relaxed)),
             traps: self.traps.load(Ordering::Relaxed),
@@ -204,5 +211,24 @@ fn bump(map: &Mutex<BTreeMap<String, u64>>, name: &str, by: u64) {
         None => {
             map.insert(name.to_owned(), by);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handler_times_read_as_cumulative_buckets() {
+        let metrics = HandlerMetrics::default();
+        for micros in [30, 50, 200, 3_000, 2_000_000] {
+            metrics.handler_time(Duration::from_micros(micros));
+        }
+        let snapshot = metrics.snapshot();
+        // Bounds: 50 us, 100 us, 250 us, 500 us, 1 ms, 2.5 ms, 5 ms, ... 1 s;
+        // 2 s is past the last one and counts in +Inf (`time_count`) only.
+        assert_eq!(snapshot.time_buckets, [2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4]);
+        assert_eq!(snapshot.time_count, 5);
+        assert_eq!(snapshot.time_sum, Duration::from_micros(2_003_280));
     }
 }
