@@ -44,43 +44,48 @@ pub struct Event {
 
 impl Message {
     /// Reads a message from a frame's values.
-    pub fn from_values(values: Vec<Value>) -> Result<Message, CodecError> {
-        let mut values = values.into_iter();
-        let name = match values.next() {
+    pub fn from_values(mut values: Vec<Value>) -> Result<Message, CodecError> {
+        // The message's own fields are drained off the front, so an event's
+        // arguments stay in the frame's allocation (collecting what is left
+        // of an iterator would copy them into a new one).
+        let fields = values.len().min(3);
+        let mut fields = values.drain(..fields);
+        let name = match fields.next() {
             Some(Value::String(name)) => name,
             Some(other) => return Err(CodecError::NotAMessage(format!("event name is a {}", other.kind()))),
             None => return Err(CodecError::Empty),
         };
         match name.as_str() {
             AUTH => {
-                let key = match values.next() {
+                let key = match fields.next() {
                     Some(Value::String(key)) => key,
                     Some(other) => return Err(CodecError::NotAMessage(format!("auth key is a {}", other.kind()))),
                     None => return Err(CodecError::NotAMessage("auth without a key".into())),
                 };
-                Ok(Message::Auth { key, version: values.next().unwrap_or(Value::Undefined) })
+                Ok(Message::Auth { key, version: fields.next().unwrap_or(Value::Undefined) })
             }
             AUTH_OK => Ok(Message::AuthOk),
             AUTH_REJECTED => {
-                let reason = match values.next() {
+                let reason = match fields.next() {
                     Some(Value::String(reason)) => reason,
                     _ => String::new(),
                 };
                 Ok(Message::AuthRejected { reason })
             }
             _ => {
-                let id = values
+                let id = fields
                     .next()
                     .as_ref()
                     .and_then(as_id)
                     .ok_or_else(|| CodecError::NotAMessage(format!("{name}: eventId is not a whole number")))?;
-                let reply_to = match values.next() {
+                let reply_to = match fields.next() {
                     None | Some(Value::Null | Value::Undefined) => None,
                     Some(v) => Some(as_id(&v).ok_or_else(|| {
                         CodecError::NotAMessage(format!("{name}: replyTo is not a whole number or null"))
                     })?),
                 };
-                Ok(Message::Event(Event { name, id, reply_to: reply_to.filter(|id| *id != 0), args: values.collect() }))
+                drop(fields);
+                Ok(Message::Event(Event { name, id, reply_to: reply_to.filter(|id| *id != 0), args: values }))
             }
         }
     }
@@ -134,6 +139,23 @@ mod tests {
             Message::Event(Event { name: "say".into(), id: 3, reply_to: None, args: vec!["hi".into()] })
         );
         assert_eq!(message.to_values(), values);
+    }
+
+    #[test]
+    fn the_fields_that_follow_the_header_are_the_arguments_in_order() {
+        let args: Vec<Value> = vec!["a".into(), Value::Number(2.0), Value::Null];
+        let values = [vec!["x".into(), Value::Number(7.0), Value::Number(5.0)], args.clone()].concat();
+        let Message::Event(event) = Message::from_values(values).unwrap() else { panic!() };
+        assert_eq!((event.id, event.reply_to, event.args), (7, Some(5), args));
+        let Message::Event(event) = Message::from_values(vec!["x".into(), Value::Number(7.0)]).unwrap() else {
+            panic!()
+        };
+        assert_eq!((event.reply_to, event.args), (None, vec![]));
+        let auth = vec![AUTH.into(), "key".into(), Value::Number(1.0), "ignored".into()];
+        assert_eq!(
+            Message::from_values(auth).unwrap(),
+            Message::Auth { key: "key".into(), version: Value::Number(1.0) }
+        );
     }
 
     #[test]
