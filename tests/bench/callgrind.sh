@@ -8,8 +8,9 @@
 # Usage: bash tests/bench/callgrind.sh [wasm|native] [N] [PAYLOAD_BYTES] [CONNECTIONS] [REQUEST]
 # (default: wasm 5000 20 1 echo). REQUEST is what each round trip sends
 # (see echo-client.mjs): echo or echoBytes, or, to the wasm server only,
-# echoF64 and echoRecord (the fixture handler: a number, a record) or say
-# (the chat).
+# echoF64 and echoRecord (the fixture handler: a number, a record), say
+# (the chat) or blast (the fixture sends 100 `blob`s of PAYLOAD_BYTES:
+# the count is per blast, a hundredth of it per outgoing event).
 # Needs valgrind and the release build of tests/bench/run.sh. The profiles
 # stay in $out for callgrind_annotate.
 set -euo pipefail
@@ -20,10 +21,10 @@ size="${3:-20}"
 connections="${4:-1}"
 request="${5:-echo}"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
-usage="usage: $0 [wasm|native] [echoes] [payload bytes] [connections] [echo|echoBytes|echoF64|echoRecord|say]"
+usage="usage: $0 [wasm|native] [echoes] [payload bytes] [connections] [echo|echoBytes|echoF64|echoRecord|say|blast]"
 case "$request" in
     echo | echoBytes) guest=echo ;;
-    echoF64 | echoRecord) guest=fixture ;;
+    echoF64 | echoRecord | blast) guest=fixture ;;
     say) guest=chat ;;
     *) echo "$usage" >&2; exit 2 ;;
 esac

@@ -9,6 +9,8 @@
 //   echoF64     echoF64(1.5) -> 1.5                        the fixture handler (one number)
 //   echoRecord  echoRecord({x, y, longLabel: text}) -> it  the fixture handler (a record)
 //   say         say(room, text), answered by `said`        the chat example (each connection in a room of its own)
+//   blast       blast(100, PAYLOAD_BYTES), answered by     the fixture handler (an outgoing event of bytes, sent
+//               100 `blob`s of that many bytes             to every client: use one connection)
 import WebSocket from "ws";
 import { serializeToBuffer, unserializeFromBuffer } from "@ezez/utils";
 
@@ -21,6 +23,8 @@ const [url, count, size, connections, request] = [
     process.argv[6] ?? "echo",
 ];
 const payload = "x".repeat(size);
+/** How many `blob`s one `blast` asks for. */
+const BLOBS = 100;
 
 /** Per request: its arguments on connection `n`, what answers it, and what is sent once first. */
 const requests = {
@@ -29,6 +33,7 @@ const requests = {
     echoF64: { args: () => [1.5] },
     echoRecord: { args: () => [{ x: 1, y: -2, longLabel: payload }] },
     say: { args: (n) => [`room-${n}`, payload], answer: "said", first: (n) => ["join", `room-${n}`] },
+    blast: { args: () => [BLOBS, size], answer: "blob", answers: BLOBS },
 };
 const kind = requests[request];
 if (!kind) {
@@ -42,11 +47,14 @@ let open = connections;
 function connect(n) {
     const ws = new WebSocket(url);
     let id = 0;
+    // Answers still to come to the request in flight (one, but for `blast`).
+    let awaited = 0;
     const send = (name, ...args) => ws.send(serialize(name, ++id, null, ...args));
     ws.on("open", () => ws.send(serialize("ezez-ws::auth", `callgrind-${n}`, 1)));
     const next = () => {
         if (sent === count) return ws.close();
         sent += 1;
+        awaited = kind.answers ?? 1;
         send(request, ...kind.args(n));
     };
     ws.on("message", (data) => {
@@ -55,7 +63,8 @@ function connect(n) {
         if (name === "ezez-ws::auth-ok") return kind.first ? send(...kind.first(n)) : next();
         const answered = kind.answer ? name === kind.answer : replyTo === id;
         // The reply to what was sent first (id 1) starts the loop.
-        if (answered || (kind.first && replyTo === 1)) next();
+        if (answered) awaited -= 1;
+        if ((answered && awaited === 0) || (kind.first && replyTo === 1)) next();
     });
     ws.on("close", () => {
         open -= 1;
