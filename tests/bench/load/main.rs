@@ -338,7 +338,17 @@ async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phase: D
         );
     }
     println!(
-        "\ntarget: wasm p99 <= 1.2x native p99 at the same offered load (latency counted from the scheduled send time)"
+        "\ntarget: wasm p99 <= {P99_TARGET}x native p99 at the same offered load (latency counted from the scheduled send time)"
+    );
+    let r = capacity.native / capacity.wasm;
+    println!(
+        "queue model (M/M/1, BENCHMARKS.md \"What the p99 target asks of the call\"): wasm costs r = {r:.3}x native \
+         per message (closed loop), so the same offered load keeps it {:.0}% busy and its p99 is expected at {:.2}x \
+         native's ({:.2}x at the same utilisation); {P99_TARGET}x needs r <= {:.3}",
+        load * r * 100.0,
+        queue_model_p99_ratio(r, load),
+        r,
+        P99_TARGET / (1.0 - load + P99_TARGET * load)
     );
     if compared_lateness * 2 > native_p99.unwrap_or_default() {
         println!(
@@ -347,6 +357,17 @@ async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phase: D
              \"Echo at a fixed rate\")"
         );
     }
+}
+
+/// The p99 target: wasm's p99 at most this many times native's.
+const P99_TARGET: f64 = 1.2;
+
+/// The p99 ratio an M/M/1 queue predicts for a server whose messages cost
+/// `r` times the baseline's, both offered `load` of the baseline's capacity:
+/// the p99 of the time in the system is ln(100) S / (1 - busy), so the ratio
+/// is r (1 - load) / (1 - r load), and without bound once r load reaches 1.
+fn queue_model_p99_ratio(r: f64, load: f64) -> f64 {
+    if r * load >= 1.0 { f64::INFINITY } else { r * (1.0 - load) / (1.0 - r * load) }
 }
 
 /// Ten clients in a closed loop, alone and then beside one connection that
@@ -512,4 +533,20 @@ fn knob(name: &str, default: &str) -> Vec<usize> {
         .split(',')
         .map(|v| v.trim().parse().unwrap_or_else(|_| panic!("{name}={value}: expected numbers separated by commas")))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_model_gives_what_benchmarks_md_quotes() {
+        assert_eq!(queue_model_p99_ratio(1.0, 0.8), 1.0);
+        assert!((queue_model_p99_ratio(1.057, 0.8) - 1.37).abs() < 0.005);
+        // The largest r the target allows at 80% load: 1.2 / (0.2 + 1.2 x 0.8).
+        let largest = P99_TARGET / (1.0 - 0.8 + P99_TARGET * 0.8);
+        assert!((largest - 1.034).abs() < 0.001);
+        assert!((queue_model_p99_ratio(largest, 0.8) - P99_TARGET).abs() < 1e-9);
+        assert_eq!(queue_model_p99_ratio(1.25, 0.8), f64::INFINITY);
+    }
 }
