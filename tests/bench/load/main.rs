@@ -348,7 +348,7 @@ async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phase: D
         load * r * 100.0,
         queue_model_p99_ratio(r, load),
         r,
-        P99_TARGET / (1.0 - load + P99_TARGET * load)
+        largest_cost_ratio(P99_TARGET, load)
     );
     if compared_lateness * 2 > native_p99.unwrap_or_default() {
         println!(
@@ -368,6 +368,11 @@ const P99_TARGET: f64 = 1.2;
 /// is r (1 - load) / (1 - r load), and without bound once r load reaches 1.
 fn queue_model_p99_ratio(r: f64, load: f64) -> f64 {
     if r * load >= 1.0 { f64::INFINITY } else { r * (1.0 - load) / (1.0 - r * load) }
+}
+
+/// The largest `r` for which [`queue_model_p99_ratio`] stays within `target`.
+fn largest_cost_ratio(target: f64, load: f64) -> f64 {
+    target / (1.0 - load + target * load)
 }
 
 /// Ten clients in a closed loop, alone and then beside one connection that
@@ -544,7 +549,7 @@ mod tests {
         assert_eq!(queue_model_p99_ratio(1.0, 0.8), 1.0);
         assert!((queue_model_p99_ratio(1.057, 0.8) - 1.37).abs() < 0.005);
         // The largest r the target allows at 80% load: 1.2 / (0.2 + 1.2 x 0.8).
-        let largest = P99_TARGET / (1.0 - 0.8 + P99_TARGET * 0.8);
+        let largest = largest_cost_ratio(P99_TARGET, 0.8);
         assert!((largest - 1.034).abs() < 0.001);
         assert!((queue_model_p99_ratio(largest, 0.8) - P99_TARGET).abs() < 1e-9);
         assert_eq!(queue_model_p99_ratio(1.25, 0.8), f64::INFINITY);
