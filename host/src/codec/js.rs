@@ -7,9 +7,7 @@ use super::Value;
 /// The order `JSON.stringify` writes an object's keys in: integer-like keys
 /// first in numeric order, then the others in insertion order.
 pub(super) fn js_property_order(entries: &[(String, Value)]) -> Vec<&(String, Value)> {
-    let mut ordered: Vec<&(String, Value)> = entries.iter().collect();
-    ordered.sort_by_key(|(key, _)| array_index(key).unwrap_or(u32::MAX));
-    ordered
+    integer_keys_first(entries.iter().collect())
 }
 
 /// `sortProps`: keys sorted as JavaScript sorts strings (by UTF-16 code
@@ -17,8 +15,15 @@ pub(super) fn js_property_order(entries: &[(String, Value)]) -> Vec<&(String, Va
 pub(super) fn js_sorted_keys(entries: &[(String, Value)]) -> Vec<&(String, Value)> {
     let mut sorted: Vec<&(String, Value)> = entries.iter().collect();
     sorted.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
-    sorted.sort_by_key(|(key, _)| array_index(key).unwrap_or(u32::MAX));
-    sorted
+    integer_keys_first(sorted)
+}
+
+/// JavaScript's property order over `entries` as they are ordered now: the
+/// integer-like keys moved to the front in numeric order, the others kept
+/// where they stand (the sort is stable).
+fn integer_keys_first(mut entries: Vec<&(String, Value)>) -> Vec<&(String, Value)> {
+    entries.sort_by_key(|(key, _)| array_index(key).unwrap_or(u32::MAX));
+    entries
 }
 
 /// A key JavaScript treats as an array index: `0` or `[1-9][0-9]*` below 2^32 - 1.
