@@ -242,71 +242,70 @@ const same = [
     ["echoResult", { tag: "err", val: 404 }],
 ];
 
-describe("every mapped kind of value (fixture handler)", () => {
-    let server;
-    let client;
+/**
+ * Starts the fixture handler before the enclosing describe's tests and
+ * authenticates one client speaking `codec`; stops both after them. The
+ * client is `session.client` once the tests run.
+ */
+function fixtureSession(codec) {
+    const session = {};
     before(async () => {
-        server = await startServer(env("GUEST_FIXTURE"));
-        client = await Client.open(server.url);
-        assert.deepEqual(await client.auth("node"), ["ezez-ws::auth-ok"]);
+        session.server = await startServer(env("GUEST_FIXTURE"));
+        session.client = await Client.open(session.server.url, {}, codec);
+        assert.deepEqual(await session.client.auth("node"), ["ezez-ws::auth-ok"]);
     });
     after(async () => {
-        await client.close();
-        await server.stop();
+        await session.client.close();
+        await session.server.stop();
     });
+    return session;
+}
+
+describe("every mapped kind of value (fixture handler)", () => {
+    const session = fixtureSession(BINARY);
 
     for (const [event, value] of same) {
         test(`${event} ${typeof value === "bigint" ? `${value}n` : JSON.stringify(value)}`, async () => {
-            const [name, , , ...args] = await client.request(event, value);
+            const [name, , , ...args] = await session.client.request(event, value);
             assert.equal(name, event);
             assert.deepEqual(args, [value]);
         });
     }
 
     test("NaN survives", async () => {
-        const [, , , value] = await client.request("echoF64", NaN);
+        const [, , , value] = await session.client.request("echoF64", NaN);
         assert.ok(Number.isNaN(value));
     });
 
     test("64-bit integers accept numbers and come back as bigints", async () => {
-        assert.deepEqual((await client.request("echoU64", 42)).slice(3), [42n]);
+        assert.deepEqual((await session.client.request("echoU64", 42)).slice(3), [42n]);
     });
 
     test("a tuple is an array, and a returned tuple spreads into the reply", async () => {
-        assert.deepEqual((await client.request("echoTuple", ["a", 7])).slice(3), ["a", 7]);
+        assert.deepEqual((await session.client.request("echoTuple", ["a", 7])).slice(3), ["a", 7]);
     });
 
     test("binary arguments travel as Buffers", async () => {
-        const [name, , , data] = await client.request("echoBytes", Buffer.from([0, 1, 2, 255]));
+        const [name, , , data] = await session.client.request("echoBytes", Buffer.from([0, 1, 2, 255]));
         assert.equal(name, "echoBytes");
         assert.ok(data instanceof Uint8Array);
         assert.deepEqual([...data], [0, 1, 2, 255]);
     });
 
     test("undefined is none, and trailing optional arguments may be left out", async () => {
-        assert.deepEqual((await client.request("echoOption", undefined)).slice(3), [null]);
-        assert.deepEqual((await client.request("pair", "a")).slice(3), ["a"]);
+        assert.deepEqual((await session.client.request("echoOption", undefined)).slice(3), [null]);
+        assert.deepEqual((await session.client.request("pair", "a")).slice(3), ["a"]);
     });
 });
 
 describe("every mapped kind of value in JSON text frames (fixture handler)", () => {
-    let server;
-    let client;
-    before(async () => {
-        server = await startServer(env("GUEST_FIXTURE"));
-        client = await Client.open(server.url, {}, JSON_TEXT);
-        assert.deepEqual(await client.auth("node"), ["ezez-ws::auth-ok"]);
-    });
-    after(async () => {
-        await client.close();
-        await server.stop();
-    });
+    const session = fixtureSession(JSON_TEXT);
 
     // JSON carries all of them but the bigints and the infinities.
     const carried = same.filter(([, value]) => typeof value !== "bigint" && value !== -Infinity);
     for (const [event, value] of carried) {
         test(`${event} ${JSON.stringify(value)}`, async () => {
-            const reply = await client.request(event, value);
+            const reply = await session.client.request(event, value);
             assert.deepEqual(reply.slice(3), [value]);
             assert.equal(reply.text, JSON.stringify(reply), "written as JSON.stringify writes it");
         });
@@ -314,14 +313,14 @@ describe("every mapped kind of value in JSON text frames (fixture handler)", () 
 
     test("64-bit integers stay exact both ways", async () => {
         // JSON.stringify cannot write a bigint: the frame is written by hand.
-        const id = ++client.id;
-        client.ws.send(`["echoU64",${id},null,18446744073709551615]`);
-        const reply = await client.next((m) => m[2] === id, "the reply to echoU64");
+        const id = ++session.client.id;
+        session.client.ws.send(`["echoU64",${id},null,18446744073709551615]`);
+        const reply = await session.client.next((m) => m[2] === id, "the reply to echoU64");
         assert.equal(reply.text, `["echoU64",${reply[1]},${id},18446744073709551615]`);
     });
 
     test("bytes are arrays of numbers", async () => {
-        assert.deepEqual((await client.request("echoBytes", [0, 1, 2, 255])).slice(3), [[0, 1, 2, 255]]);
+        assert.deepEqual((await session.client.request("echoBytes", [0, 1, 2, 255])).slice(3), [[0, 1, 2, 255]]);
     });
 });
 
