@@ -134,18 +134,18 @@ pub async fn closed_loop(server: &Server, connections: usize, payload: usize, ph
 
 /// `connections` clients sending `rate` requests per second in all, evenly
 /// spaced (slot k goes to connection k mod `connections`), whatever the
-/// replies do. One task sends every request as its slot comes due, so a
-/// request waits for nothing but the timer's wake-up (a task per connection,
-/// woken through a channel, queued behind the readers: that added its own
-/// lateness); each connection's reader knows from its count of replies which
-/// slot each answers, since replies come in request order.
+/// replies do. One task sends every request as its slot comes due (see
+/// `pacer`: it spins, so a request waits for no wake-up; a task per
+/// connection, woken through a channel, queued behind the readers, added
+/// its own lateness); each connection's reader knows from its count of
+/// replies which slot each answers, since replies come in request order.
 pub async fn fixed_rate(server: &Server, connections: usize, payload: usize, rate: f64, phase: Duration) -> Figures {
     let clients = connect_all(server, connections).await;
     let counters = Counters::now(server);
     let schedule =
         Schedule { start: Instant::now() + Duration::from_millis(10), period: Duration::from_secs_f64(1.0 / rate) };
     let slots = schedule.slots_within(phase);
-    let mut pacer = Pacer::new(schedule).expect("a timerfd for the send schedule");
+    let mut pacer = Pacer::new(schedule);
     let (mut sinks, streams): (Vec<_>, Vec<_>) = clients.into_iter().map(StreamExt::split).unzip();
     let readers: Vec<_> = streams
         .into_iter()
@@ -167,7 +167,7 @@ pub async fn fixed_rate(server: &Server, connections: usize, payload: usize, rat
         let mut lateness = Histogram::<u64>::new(3).unwrap();
         let mut sent = 0;
         while sent < slots {
-            for slot in pacer.due().await.expect("the send schedule's timer") {
+            for slot in pacer.due().await {
                 if slot >= slots {
                     break;
                 }
