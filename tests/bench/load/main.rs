@@ -226,12 +226,8 @@ async fn echo_matrix(
 fn paired_swing(servers: &[Server], trials: &[Vec<echo::Figures>], base: Kind) -> String {
     let runs = |kind| servers.iter().zip(trials).find(|(s, _)| s.kind == kind).map(|(_, t)| t);
     let (Some(wasm), Some(base)) = (runs(Kind::Wasm), runs(base)) else { return String::new() };
-    if wasm.len() < 2 {
-        return String::new();
-    }
-    let ratios = wasm.iter().zip(base).map(|(w, b)| w.rate / b.rate);
-    let (low, high) = ratios.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| (lo.min(r), hi.max(r)));
-    format!(" ({low:.2}-{high:.2})")
+    let rates = |runs: &[echo::Figures]| runs.iter().map(|f| f.rate).collect::<Vec<_>>();
+    paired_ratios(&rates(wasm), &rates(base)).map_or(String::new(), |(_, low, high)| format!(" ({low:.2}-{high:.2})"))
 }
 
 /// `what` of the `kind` server's run in a row's runs; NaN when that server
@@ -330,19 +326,20 @@ async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phase: D
     let mut trials = in_turns(&subjects, repeats, run).await;
     let node = [("node", server(Kind::Node), rate)];
     trials.extend(in_turns(&node, 1, run).await);
-    let native_runs: Vec<u64> = trials[0].iter().map(echo::Figures::p99).collect();
+    // p99s as divisors: at least 1 us.
+    let p99s = |runs: &[echo::Figures]| runs.iter().map(|f| f.p99().max(1) as f64).collect::<Vec<_>>();
+    let native_runs = p99s(&trials[0]);
     let mut native_p99 = None;
     // How late the generator was in the two runs the target compares.
     let mut compared_lateness = 0;
     let mut control = (1.0, String::new());
     for ((label, ..), trials) in subjects.iter().chain(&node).zip(trials) {
-        let p99s: Vec<u64> = trials.iter().map(echo::Figures::p99).collect();
-        let paired = match paired_ratios(&p99s, &native_runs) {
+        let paired = match paired_ratios(&p99s(&trials), &native_runs) {
             Some((median, low, high)) if *label != "native" => format!("{median:.2}x ({low:.2}-{high:.2})"),
             _ => "-".into(),
         };
-        let lowest = p99s.iter().min().copied().unwrap_or_default();
-        let highest = p99s.iter().max().copied().unwrap_or_default();
+        let lowest = trials.iter().map(echo::Figures::p99).min().unwrap_or_default();
+        let highest = trials.iter().map(echo::Figures::p99).max().unwrap_or_default();
         let figures = echo::Figures::median_by(trials, |f| f.p99() as f64);
         let p99 = figures.p99();
         let base = *native_p99.get_or_insert(p99);
@@ -398,11 +395,11 @@ async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phase: D
 /// upper one of an even count, as [`echo::Figures::median_by`]), lowest
 /// and highest. `None` unless there is a run of `base` for each run, and
 /// more than one.
-fn paired_ratios(runs: &[u64], base: &[u64]) -> Option<(f64, f64, f64)> {
+fn paired_ratios(runs: &[f64], base: &[f64]) -> Option<(f64, f64, f64)> {
     if runs.len() != base.len() || runs.len() < 2 {
         return None;
     }
-    let mut ratios: Vec<f64> = runs.iter().zip(base).map(|(&run, &b)| run as f64 / b.max(1) as f64).collect();
+    let mut ratios: Vec<f64> = runs.iter().zip(base).map(|(run, b)| run / b).collect();
     ratios.sort_by(f64::total_cmp);
     Some((ratios[ratios.len() / 2], ratios[0], ratios[ratios.len() - 1]))
 }
@@ -614,11 +611,11 @@ mod tests {
 
     #[test]
     fn runs_are_compared_with_the_baseline_run_of_their_turn() {
-        let (median, low, high) = paired_ratios(&[200, 300, 100, 400], &[100, 100, 100, 200]).unwrap();
+        let (median, low, high) = paired_ratios(&[200.0, 300.0, 100.0, 400.0], &[100.0, 100.0, 100.0, 200.0]).unwrap();
         // 2, 3, 1, 2: the upper median of an even count.
         assert_eq!((median, low, high), (2.0, 1.0, 3.0));
-        assert_eq!(paired_ratios(&[100], &[100]), None, "one turn has no spread");
-        assert_eq!(paired_ratios(&[100, 200], &[100]), None, "a run without its baseline run");
+        assert_eq!(paired_ratios(&[100.0], &[100.0]), None, "one turn has no spread");
+        assert_eq!(paired_ratios(&[100.0, 200.0], &[100.0]), None, "a run without its baseline run");
         assert!(within_target(1.0) && within_target(1.2) && within_target(1.0 / 1.2));
         assert!(!within_target(1.75) && !within_target(0.8));
     }
