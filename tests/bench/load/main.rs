@@ -9,7 +9,8 @@
 //! Phases (`BENCH_PHASES`, all by default: "echo,fanout,idle,languages,cluster"):
 //! echo closed loop over connections x payloads, then at a fixed rate of 80%
 //! of the native server's closed-loop rate (requests sent on a schedule, see
-//! `pacer`); fan-out to room members; idle
+//! `pacer`), then every server's CPU per message at a quarter, half and three
+//! quarters of Node.js's closed-loop rate; fan-out to room members; idle
 //! authenticated connections and the server's RSS per connection; the chat
 //! example built in each language (round trips and memory); fan-out with
 //! the room's members spread over 1, 2 and 3 cluster nodes sharing a
@@ -112,6 +113,7 @@ async fn main() {
             if load > 0.0 {
                 fixed_rate(&servers, &capacity, load, rate_phase, rate_repeats).await;
             }
+            moderate_loads(&servers, &capacity, phase, repeats).await;
         }
         if phases.contains(&"fanout") {
             fanout(&servers, members).await;
@@ -176,7 +178,8 @@ async fn echo_matrix(
             }
             println!("{row}");
             if capacity.is_none() || (conns == 100 && payload == 20) {
-                capacity = Some(Capacity { native: rate(Kind::Native), wasm: rate(Kind::Wasm) });
+                capacity =
+                    Some(Capacity { native: rate(Kind::Native), wasm: rate(Kind::Wasm), node: rate(Kind::Node) });
             }
             rows.push((conns, payload, runs));
         }
@@ -227,7 +230,7 @@ async fn echo_matrix(
          At 1000 connections a server may also fall, for a run, into taking events one at a time, which costs it \
          more per message busy or not (BENCHMARKS.md, \"Why the 1000 x 20 B row swings\")"
     );
-    capacity.unwrap_or(Capacity { native: 1000.0, wasm: 1000.0 })
+    capacity.unwrap_or(Capacity { native: 1000.0, wasm: 1000.0, node: 1000.0 })
 }
 
 /// " (lowest-highest)" of the wasm/`base` msgs/s ratios of runs taken back to
@@ -245,11 +248,11 @@ fn figure(runs: &[(Kind, echo::Figures)], kind: Kind, what: fn(&echo::Figures) -
     runs.iter().find(|(k, _)| *k == kind).map_or(f64::NAN, |(_, figures)| what(figures))
 }
 
-/// Closed-loop msgs/s of the two ws-host servers: what the fixed-rate phase
-/// loads.
+/// Closed-loop msgs/s of the servers the fixed-rate phases load.
 struct Capacity {
     native: f64,
     wasm: f64,
+    node: f64,
 }
 
 /// Runs each of `subjects` (servers, or servers at a rate) `repeats` times,
@@ -411,6 +414,53 @@ async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phase: D
              \"Echo at a fixed rate\")"
         );
     }
+}
+
+/// What a message costs each server at the loads servers mostly run at:
+/// fixed rates of a quarter, half and three quarters of what Node.js serves
+/// in a closed loop (100 connections x 20 B), so that every server keeps up.
+/// Requests that come one at a time cost more than a saturated server's
+/// batches (each wakes the server, and ws-host's handler thread too); the
+/// closed-loop tables say what one core can serve, this one what a given
+/// traffic costs. Each server's median run by CPU per message, of `repeats`
+/// taken in turns.
+async fn moderate_loads(servers: &[Server], capacity: &Capacity, phase: Duration, repeats: usize) {
+    const SHARES: [f64; 3] = [0.25, 0.5, 0.75];
+    println!(
+        "\n## echo at moderate loads: server CPU time per message (us; in brackets the kernel's part) and p99 (us), \
+         100 conns x 20 B at fixed rates, each server's median of {repeats} runs taken in turns\n"
+    );
+    let mut header = "| rate msgs/s (share of node's closed loop) |".to_string();
+    for server in servers {
+        header += &format!(" {} |", server.kind.label());
+    }
+    header += " wasm/node CPU | wasm/native CPU |";
+    println!("{header}");
+    println!("|{}", "---:|".repeat(header.matches('|').count() - 1));
+    for share in SHARES {
+        let rate = capacity.node * share;
+        let all: Vec<&Server> = servers.iter().collect();
+        let trials = in_turns(&all, repeats, async |server| echo::fixed_rate(server, 100, 20, rate, phase).await).await;
+        let mut runs = Vec::new();
+        let mut row = format!("| {rate:.0} ({:.0}%) |", share * 100.0);
+        for (server, trials) in servers.iter().zip(trials) {
+            let figures = echo::Figures::median_by(trials, echo::Figures::cpu_per_message);
+            row += &format!(
+                " {:.1} ({:.1}), p99 {} |",
+                figures.cpu_per_message(),
+                figures.kernel_per_message(),
+                figures.p99()
+            );
+            runs.push((server.kind, figures));
+        }
+        let cpu = |kind| figure(&runs, kind, echo::Figures::cpu_per_message);
+        row += &format!(" {:.2}x | {:.2}x |", cpu(Kind::Wasm) / cpu(Kind::Node), cpu(Kind::Wasm) / cpu(Kind::Native));
+        println!("{row}");
+    }
+    println!(
+        "\nA ratio under 1 is ws-host spending less CPU on the same traffic. CPU from /proc/<pid>/stat (10 ms \
+         ticks) over each run"
+    );
 }
 
 /// What a wasm-over-native interval says of the p99 target.
