@@ -309,7 +309,8 @@ async fn handler_time(servers: &[Server]) {
 /// noise alone does to this figure. The four take turns `repeats` times and
 /// each keeps its median p99 run (node, far past its capacity at this rate,
 /// runs once); each run's p99 is also taken over native's of the same turn,
-/// and the target is judged on the 95% interval of those ratios' median. The rate is a share of the closed-loop rate, not of the time
+/// and the target is judged on the 95% interval of those ratios' median
+/// (`stats`). The rate is a share of the closed-loop rate, not of the time
 /// busy: a server's CPU per message falls as the rate rises (requests that
 /// come one at a time each wake it, batches share the wake-up), so the busy
 /// share moves little over a wide range of rates (native 66% at 29% of the
