@@ -2,6 +2,12 @@
 //! time, in the order they were queued. A swap is a job too: events queued
 //! before it run on the old version, events after it on the new one, and
 //! nothing is lost, duplicated or reordered.
+//!
+//! Its own thread keeps a slow or hostile handler from stalling any
+//! connection's I/O. The price is the crossing: each event wakes this thread
+//! and each reply wakes the I/O thread. Under load, batches share those
+//! wake-ups; at moderate rates every event pays them, about a quarter of
+//! its CPU time (BENCHMARKS.md, "Echo at moderate loads").
 
 use std::sync::{Arc, Weak};
 
