@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, Stream, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -24,12 +24,27 @@ pub async fn connect(addr: SocketAddr, path: &str, ezez: bool) -> Ws {
     if ezez {
         let auth = Message::Auth { key: "bench".into(), version: Value::Number(1.0) };
         ws.send(frame(&auth)).await.unwrap();
-        match ws.next().await {
+        match next_data(&mut ws).await {
             Some(Ok(reply)) if matches!(decode(&reply), Some(Message::AuthOk)) => {}
             other => panic!("no auth-ok from {addr}{path}: {other:?}"),
         }
     }
     ws
+}
+
+/// The next message that is not a ping or a pong: the server's heartbeat
+/// pings a connection it has not heard from, one still in its handshake
+/// included, and tungstenite answers the ping itself.
+pub async fn next_data<S, E>(stream: &mut S) -> Option<Result<WsMessage, E>>
+where
+    S: Stream<Item = Result<WsMessage, E>> + Unpin,
+{
+    loop {
+        match stream.next().await {
+            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
+            other => return other,
+        }
+    }
 }
 
 /// An ezez event frame.

@@ -14,7 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
 
-use crate::client::{Ws, connect, decode, echo_request, event};
+use crate::client::{Ws, connect, decode, echo_request, event, next_data};
 use crate::pacer::{Pacer, Schedule};
 use crate::servers::{CpuTime, Kind, Server};
 use ws_host::codec::{ERROR, Message};
@@ -110,7 +110,7 @@ pub async fn closed_loop(server: &Server, connections: usize, payload: usize, ph
                 let room = format!("room-{n}");
                 if matches!(kind, Kind::Chat(_)) {
                     ws.send(event("join", 1, vec![room.as_str().into()])).await.expect("send");
-                    expect_reply(ws.next().await);
+                    expect_reply(next_data(&mut ws).await);
                 }
                 let mut latency = Histogram::<u64>::new(3).unwrap();
                 let mut id = 1;
@@ -154,7 +154,7 @@ pub async fn fixed_rate(server: &Server, connections: usize, payload: usize, rat
             tokio::spawn(async move {
                 let mut latency = Histogram::<u64>::new(3).unwrap();
                 for slot in (first as u64..slots).step_by(connections) {
-                    expect_reply(stream.next().await);
+                    expect_reply(next_data(&mut stream).await);
                     latency.record(schedule.at(slot).elapsed().as_micros() as u64).unwrap();
                 }
                 (stream, latency)
@@ -231,11 +231,11 @@ pub async fn flood(addr: SocketAddr, ezez: bool, window: usize, payload: usize, 
 async fn round_trip(kind: Kind, ws: &mut Ws, id: u64, room: &str, text: &str) {
     if !matches!(kind, Kind::Chat(_)) {
         ws.send(echo_request(kind.ezez(), id, text)).await.expect("send");
-        return expect_reply(ws.next().await);
+        return expect_reply(next_data(ws).await);
     }
     ws.send(event("say", id, vec![room.into(), text.into()])).await.expect("send");
     loop {
-        match ws.next().await {
+        match next_data(ws).await {
             Some(Ok(frame)) => match decode(&frame) {
                 Some(Message::Event(e)) if e.name == "said" => return,
                 // The run's figures would be wrong, and the `said` never comes.
