@@ -153,7 +153,7 @@ async fn echo_matrix(
     println!(
         "\n## echo, closed loop: msgs/s, p50 / p99 latency (us); each server's median of {repeats} runs taken in turns\n"
     );
-    matrix_header(servers, " msg/s | p50 | p99", " wasm/native | wasm/node | wasm/bare |");
+    table_header(MATRIX_KEYS, servers, " msg/s | p50 | p99", " wasm/native | wasm/node | wasm/bare |");
     let mut capacity = None;
     // Each row's median runs, for the tables after this one.
     let mut rows = Vec::new();
@@ -195,7 +195,7 @@ async fn echo_matrix(
     println!(
         "\n## echo, closed loop: server CPU time per message (us; in brackets the kernel's part), the same runs\n"
     );
-    matrix_header(servers, "", " wasm/native capacity | wasm/node capacity | wasm/node ceiling |");
+    table_header(MATRIX_KEYS, servers, "", " wasm/native capacity | wasm/node capacity | wasm/node ceiling |");
     for (conns, payload, runs) in &rows {
         let mut row = format!("| {conns} | {payload} |");
         for (_, figures) in runs {
@@ -217,7 +217,7 @@ async fn echo_matrix(
     );
 
     println!("\n## echo, closed loop: the share of its core each side was busy, server / generator, the same runs\n");
-    matrix_header(servers, "", "");
+    table_header(MATRIX_KEYS, servers, "", "");
     for (conns, payload, runs) in &rows {
         let mut row = format!("| {conns} | {payload} |");
         for (_, figures) in runs {
@@ -272,10 +272,14 @@ async fn in_turns<S>(
     trials
 }
 
-/// The header of an echo matrix table: the row's keys, `per_server`'s
-/// columns after each server's name, then the `ratios` columns.
-fn matrix_header(servers: &[Server], per_server: &str, ratios: &str) {
-    let mut header = "| conns | payload |".to_string();
+/// The key columns of the echo matrix's tables.
+const MATRIX_KEYS: &str = "conns | payload";
+
+/// The header of a table with a column per server: the row's `keys`,
+/// `per_server`'s columns after each server's name, then the `ratios`
+/// columns.
+fn table_header(keys: &str, servers: &[Server], per_server: &str, ratios: &str) {
+    let mut header = format!("| {keys} |");
     for server in servers {
         header += &format!(" {}{per_server} |", server.kind.label());
     }
@@ -346,6 +350,7 @@ async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phase: D
     let mut native_p99 = None;
     // How late the generator was in the two runs the target compares.
     let mut compared_lateness = 0;
+    let describe = |paired: &Option<Paired>| paired.as_ref().map_or("-".into(), Paired::describe);
     let (mut control, mut wasm_paired) = ((1.0, None), None);
     for ((label, ..), trials) in subjects.iter().chain(&node).zip(trials) {
         let paired = paired_ratios(&p99s(&trials), &native_runs).filter(|_| *label != "native");
@@ -363,7 +368,7 @@ async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phase: D
             figures.rate,
             figures.p50(),
             p99,
-            paired.as_ref().map_or("-".into(), Paired::describe),
+            describe(&paired),
             figures.send_lateness_p99(),
             figures.server_busy() * 100.0,
         );
@@ -380,7 +385,6 @@ async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phase: D
         "run by run (wasm's p99 over native's of the same turn): {}",
         verdict(wasm_paired.and_then(|p| p.interval))
     );
-    let describe = |paired: &Option<Paired>| paired.as_ref().map_or("-".into(), Paired::describe);
     println!(
         "control: native against itself reads {:.2}x, run by run {}: what this run's noise alone does to the ratios",
         control.0,
@@ -431,16 +435,10 @@ async fn moderate_loads(servers: &[Server], capacity: &Capacity, phase: Duration
         "\n## echo at moderate loads: server CPU time per message (us; in brackets the kernel's part) and p99 (us), \
          100 conns x 20 B at fixed rates, each server's median of {repeats} runs taken in turns\n"
     );
-    let mut header = "| rate msgs/s (share of node's closed loop) |".to_string();
-    for server in servers {
-        header += &format!(" {} |", server.kind.label());
-    }
-    header += " wasm/node CPU | wasm/native CPU |";
-    println!("{header}");
-    println!("|{}", "---:|".repeat(header.matches('|').count() - 1));
+    table_header("rate msgs/s (share of node's closed loop)", servers, "", " wasm/node CPU | wasm/native CPU |");
+    let all: Vec<&Server> = servers.iter().collect();
     for share in SHARES {
         let rate = capacity.node * share;
-        let all: Vec<&Server> = servers.iter().collect();
         let trials = in_turns(&all, repeats, async |server| echo::fixed_rate(server, 100, 20, rate, phase).await).await;
         let mut runs = Vec::new();
         let mut row = format!("| {rate:.0} ({:.0}%) |", share * 100.0);
