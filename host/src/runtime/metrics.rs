@@ -204,19 +204,45 @@ impl HandlerMetrics {
     }
 }
 
+/// Most event names counted one by one; later names count as [`OTHER_EVENTS`].
+/// A WebAssembly handler's names are its declared ones, but a native handler
+/// hears whatever names clients send: unbounded, they grew the server's memory
+/// and the `/metrics` page with every new name.
+pub const MAX_EVENT_NAMES: usize = 1024;
+/// Longest name counted as itself, in bytes; a longer one counts as [`OTHER_EVENTS`].
+pub const MAX_EVENT_NAME_BYTES: usize = 128;
+/// The name events are counted under past [`MAX_EVENT_NAMES`] or [`MAX_EVENT_NAME_BYTES`].
+pub const OTHER_EVENTS: &str = "(other)";
+
 fn bump(map: &Mutex<BTreeMap<String, u64>>, name: &str, by: u64) {
     let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
-    match map.get_mut(name) {
-        Some(count) => *count += by,
-        None => {
-            map.insert(name.to_owned(), by);
-        }
+    if let Some(count) = map.get_mut(name) {
+        *count += by;
+        return;
     }
+    let name = if map.len() < MAX_EVENT_NAMES && name.len() <= MAX_EVENT_NAME_BYTES { name } else { OTHER_EVENTS };
+    *map.entry(name.to_owned()).or_default() += by;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_names_past_the_bound_count_together() {
+        let metrics = HandlerMetrics::default();
+        for n in 0..MAX_EVENT_NAMES + 10 {
+            metrics.event_in(&format!("event-{n}"));
+        }
+        metrics.event_in(&"x".repeat(MAX_EVENT_NAME_BYTES + 1));
+        metrics.event_in("event-0");
+        metrics.event_out("a-name-never-seen", 3);
+        let snapshot = metrics.snapshot();
+        assert_eq!(snapshot.events_in.len(), MAX_EVENT_NAMES + 1, "the first names, then one for the rest");
+        assert_eq!(snapshot.events_in["event-0"], 2, "a name counted before keeps counting");
+        assert_eq!(snapshot.events_in[OTHER_EVENTS], 11, "ten names past the bound and one too long");
+        assert_eq!(snapshot.events_out["a-name-never-seen"], 3, "each family has its own bound");
+    }
 
     #[test]
     fn handler_times_read_as_cumulative_buckets() {

@@ -58,6 +58,7 @@ Knobs (environment, defaults in brackets):
   BENCH_RATE_SECONDS seconds per fixed-rate run, fractions allowed [2]
   BENCH_RATE_REPEATS fixed-rate runs per subject, taken in turns; 6 or more give
                      the run-by-run ratios a 95% interval [15]
+  BENCH_MODERATE     the moderate loads, in percent of Node.js's closed-loop rate; 0 skips them [25,50,75]
   WS_HOST_BIN        the ws-host binary to start (required; run.sh sets it)
   SERVER_CPU         the cpu to pin the servers to with taskset [none]
   GUEST_ECHO         the echo component the wasm server serves [the built examples/guests/echo]";
@@ -97,6 +98,7 @@ async fn main() {
             "BENCH_LOAD: a fraction of the native server's closed-loop rate such as 0.8, or 0 to skip the fixed rate"
         ),
     };
+    let moderate: Vec<usize> = knob("BENCH_MODERATE", "25,50,75").into_iter().filter(|&p| p > 0).collect();
     let phases = std::env::var("BENCH_PHASES").unwrap_or_else(|_| "echo,fanout,idle,languages,cluster".into());
     let phases: Vec<&str> = phases.split(',').map(str::trim).collect();
     let cpu = std::env::var("SERVER_CPU").unwrap_or_else(|_| "-".into());
@@ -113,7 +115,9 @@ async fn main() {
             if load > 0.0 {
                 fixed_rate(&servers, &capacity, load, rate_phase, rate_repeats).await;
             }
-            moderate_loads(&servers, &capacity, phase, repeats).await;
+            if !moderate.is_empty() {
+                moderate_loads(&servers, &capacity, &moderate, phase, repeats).await;
+            }
         }
         if phases.contains(&"fanout") {
             fanout(&servers, members).await;
@@ -422,26 +426,26 @@ async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phase: D
 }
 
 /// What a message costs each server at the loads servers mostly run at:
-/// fixed rates of a quarter, half and three quarters of what Node.js serves
-/// in a closed loop (100 connections x 20 B), so that every server keeps up.
+/// fixed rates of `percents` of what Node.js serves in a closed loop (100
+/// connections x 20 B; by default a quarter, half and three quarters, so
+/// that every server keeps up).
 /// Requests that come one at a time cost more than a saturated server's
 /// batches (each wakes the server, and ws-host's handler thread too); the
 /// closed-loop tables say what one core can serve, this one what a given
 /// traffic costs. Each server's median run by CPU per message, of `repeats`
 /// taken in turns.
-async fn moderate_loads(servers: &[Server], capacity: &Capacity, phase: Duration, repeats: usize) {
-    const SHARES: [f64; 3] = [0.25, 0.5, 0.75];
+async fn moderate_loads(servers: &[Server], capacity: &Capacity, percents: &[usize], phase: Duration, repeats: usize) {
     println!(
         "\n## echo at moderate loads: server CPU time per message (us; in brackets the kernel's part) and p99 (us), \
          100 conns x 20 B at fixed rates, each server's median of {repeats} runs taken in turns\n"
     );
     table_header("rate msgs/s (share of node's closed loop)", servers, "", " wasm/node CPU | wasm/native CPU |");
     let all: Vec<&Server> = servers.iter().collect();
-    for share in SHARES {
-        let rate = capacity.node * share;
+    for &percent in percents {
+        let rate = capacity.node * percent as f64 / 100.0;
         let trials = in_turns(&all, repeats, async |server| echo::fixed_rate(server, 100, 20, rate, phase).await).await;
         let mut runs = Vec::new();
-        let mut row = format!("| {rate:.0} ({:.0}%) |", share * 100.0);
+        let mut row = format!("| {rate:.0} ({percent}%) |");
         for (server, trials) in servers.iter().zip(trials) {
             let figures = echo::Figures::median_by(trials, echo::Figures::cpu_per_message);
             row += &format!(
