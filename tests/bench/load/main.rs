@@ -7,7 +7,8 @@
 //! - `bare`: a bare tokio-tungstenite echo: what protocol and server cost.
 //!
 //! Phases (`BENCH_PHASES`, all by default: "echo,fanout,idle,languages,cluster"):
-//! echo closed loop over connections x payloads, then at a fixed rate of 80%
+//! echo closed loop over connections x payloads (rates, each server's CPU
+//! per message and busy share, the handler's time per event), then at a fixed rate of 80%
 //! of the native server's closed-loop rate (requests sent on a schedule, see
 //! `pacer`), then every server's CPU per message at a quarter, half and three
 //! quarters of Node.js's closed-loop rate; fan-out to room members; idle
@@ -32,7 +33,7 @@ mod stats;
 
 use std::time::Duration;
 
-use servers::{Kind, Language, Server};
+use servers::{HandlerTotals, Kind, Language, Server};
 use stats::{Paired, paired_ratios};
 
 /// The allocator `ws-host` runs with, so the native server compares like with like.
@@ -111,7 +112,6 @@ async fn main() {
         }
         if phases.contains(&"echo") {
             let capacity = echo_matrix(&servers, &connections, &payloads, phase, repeats).await;
-            handler_time(&servers).await;
             if load > 0.0 {
                 fixed_rate(&servers, &capacity, load, rate_phase, rate_repeats).await;
             }
@@ -164,8 +164,11 @@ async fn echo_matrix(
     for &conns in connections {
         for &payload in payloads {
             let all: Vec<&Server> = servers.iter().collect();
+            let handled_before = handler_totals(servers).await;
             let trials =
                 in_turns(&all, repeats, async |server| echo::closed_loop(server, conns, payload, phase).await).await;
+            let handled = handler_totals(servers).await;
+            let handler_us = [0, 1].map(|i| handled[i]?.per_call_since(handled_before[i]?));
             // Before the medians take the runs.
             let swings =
                 [Kind::Native, Kind::Node, Kind::Bare].map(|base| (base, paired_swing(servers, &trials, base)));
@@ -185,7 +188,7 @@ async fn echo_matrix(
                 capacity =
                     Some(Capacity { native: rate(Kind::Native), wasm: rate(Kind::Wasm), node: rate(Kind::Node) });
             }
-            rows.push((conns, payload, runs));
+            rows.push((conns, payload, runs, handler_us));
         }
     }
     if repeats > 1 {
@@ -200,7 +203,7 @@ async fn echo_matrix(
         "\n## echo, closed loop: server CPU time per message (us; in brackets the kernel's part), the same runs\n"
     );
     table_header(MATRIX_KEYS, servers, "", " wasm/native capacity | wasm/node capacity | wasm/node ceiling |");
-    for (conns, payload, runs) in &rows {
+    for (conns, payload, runs, _) in &rows {
         let mut row = format!("| {conns} | {payload} |");
         for (_, figures) in runs {
             row += &format!(" {:.1} ({:.1}) |", figures.cpu_per_message(), figures.kernel_per_message());
@@ -222,7 +225,7 @@ async fn echo_matrix(
 
     println!("\n## echo, closed loop: the share of its core each side was busy, server / generator, the same runs\n");
     table_header(MATRIX_KEYS, servers, "", "");
-    for (conns, payload, runs) in &rows {
+    for (conns, payload, runs, _) in &rows {
         let mut row = format!("| {conns} | {payload} |");
         for (_, figures) in runs {
             row += &format!(" {:.0}% / {:.0}% |", figures.server_busy() * 100.0, figures.generator_busy() * 100.0);
@@ -233,6 +236,21 @@ async fn echo_matrix(
         "\nA row compares servers where they were the busy side; a server well below 100% waited on its clients. \
          At 1000 connections a server may also fall, for a run, into taking events one at a time, which costs it \
          more per message busy or not (BENCHMARKS.md, \"Why the 1000 x 20 B row swings\")"
+    );
+
+    println!("\n## echo, closed loop: time in the handler per event (us), the same runs\n");
+    println!("| {MATRIX_KEYS} | wasm | native | the sandbox adds |");
+    println!("|---:|---:|---:|---:|---:|");
+    for (conns, payload, _, [wasm, native]) in &rows {
+        let us = |time: &Option<f64>| time.map_or("-".to_owned(), |us| format!("{us:.2}"));
+        let added = wasm.zip(*native).map(|(wasm, native)| wasm - native);
+        println!("| {conns} | {payload} | {} | {} | {} |", us(wasm), us(native), us(&added));
+    }
+    println!(
+        "\nws_host_handler_seconds of each server's /metrics over each row's runs: the time of a call into the \
+         handler, host -> guest -> host. What the sandbox adds is lowering the arguments into the guest's memory, \
+         the call, and lifting the results; the copies of the payload grow with it (BENCHMARKS.md, \"Where the \
+         sandbox's cost goes\")"
     );
     capacity.unwrap_or(Capacity { native: 1000.0, wasm: 1000.0, node: 1000.0 })
 }
@@ -292,22 +310,13 @@ fn table_header(keys: &str, servers: &[Server], per_server: &str, ratios: &str) 
     println!("|{}", "---:|".repeat(header.matches('|').count() - 1));
 }
 
-/// What the handler call costs, host -> guest -> host, from the servers'
-/// own `/metrics` (time inside the actor's call, echo and fan-out events).
-async fn handler_time(servers: &[Server]) {
-    let find = |kind| servers.iter().find(|s| s.kind == kind).unwrap();
-    let (Some(wasm), Some(native)) =
-        (find(Kind::Wasm).handler_time_per_event().await, find(Kind::Native).handler_time_per_event().await)
-    else {
-        return;
+/// The handler totals of the wasm and the native server, in that order.
+async fn handler_totals(servers: &[Server]) -> [Option<HandlerTotals>; 2] {
+    let totals = async |kind| match servers.iter().find(|s| s.kind == kind) {
+        Some(server) => server.handler_totals().await,
+        None => None,
     };
-    println!(
-        "\nhandler time per event (ws_host_handler_seconds): wasm {:.2} us, native {:.2} us: the sandbox adds {:.2} us per call \
-         (lowering the arguments into guest memory, the call, lifting the results)",
-        wasm.as_secs_f64() * 1e6,
-        native.as_secs_f64() * 1e6,
-        (wasm.as_secs_f64() - native.as_secs_f64()) * 1e6
-    );
+    [totals(Kind::Wasm).await, totals(Kind::Native).await]
 }
 
 /// Latency under a fixed load: `load` (0.8) of the native server's
@@ -606,7 +615,7 @@ async fn languages(phase: Duration) {
         let idle_rss = server.rss();
         let one = echo::closed_loop(&server, 1, 20, phase).await;
         let hundred = echo::closed_loop(&server, 100, 20, phase).await;
-        let handler = server.handler_time_per_event().await.unwrap_or_default();
+        let handler = server.handler_totals().await.and_then(|t| t.per_call_since(HandlerTotals::default()));
         let base = *rust_rate.get_or_insert(hundred.rate);
         println!(
             "| {} | {:.0} | {:.0} | {} | {:.2}x | {:.1} | {:.0} MiB | {:.0} MiB |",
@@ -615,7 +624,7 @@ async fn languages(phase: Duration) {
             hundred.rate,
             hundred.p99(),
             hundred.rate / base,
-            handler.as_secs_f64() * 1e6,
+            handler.unwrap_or_default(),
             idle_rss as f64 / 1048576.0,
             server.rss() as f64 / 1048576.0,
         );

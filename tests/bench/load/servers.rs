@@ -205,9 +205,9 @@ impl Server {
         CpuTime::of(format!("/proc/{}/stat", self.child.id()))
     }
 
-    /// Handler time per event from `/metrics` (ws-host servers only):
-    /// the sum over every route divided by the count.
-    pub async fn handler_time_per_event(&self) -> Option<Duration> {
+    /// The time spent in handler calls so far and their number, from
+    /// `/metrics` summed over every route (ws-host servers only).
+    pub async fn handler_totals(&self) -> Option<HandlerTotals> {
         if matches!(self.kind, Kind::Node | Kind::Bare) {
             return None;
         }
@@ -218,8 +218,26 @@ impl Server {
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                 .sum()
         };
-        let count = total("ws_host_handler_seconds_count");
-        (count > 0.0).then(|| Duration::from_secs_f64(total("ws_host_handler_seconds_sum") / count))
+        Some(HandlerTotals {
+            seconds: total("ws_host_handler_seconds_sum"),
+            calls: total("ws_host_handler_seconds_count"),
+        })
+    }
+}
+
+/// A server's handler calls so far: their time and their number.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HandlerTotals {
+    seconds: f64,
+    calls: f64,
+}
+
+impl HandlerTotals {
+    /// Microseconds per call made between `earlier` and these totals; `None`
+    /// if there was none.
+    pub fn per_call_since(self, earlier: HandlerTotals) -> Option<f64> {
+        let calls = self.calls - earlier.calls;
+        (calls > 0.0).then(|| (self.seconds - earlier.seconds) / calls * 1e6)
     }
 }
 
