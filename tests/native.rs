@@ -1,7 +1,8 @@
 //! Native Rust handlers behind the same server: the benchmark's baseline
 //! answers exactly as the components it is compared with, a panic answers
-//! like a trap, a native handler refuses a swap with a clear error, and the
-//! handler's thread (native or WebAssembly alike) is a batch thread.
+//! like a trap, a native handler refuses a swap with a clear error, made-up
+//! event names do not grow the counters without bound, and the handler's
+//! thread (native or WebAssembly alike) is a batch thread.
 
 use ws_host::codec::{ERROR, Event, Value};
 use ws_host::registry::{ClientId, Registry};
@@ -73,6 +74,26 @@ async fn a_native_panic_answers_like_a_trap_and_swaps_are_refused() {
     let refused = handler.swap(std::fs::read(guests::ECHO).unwrap()).await.unwrap_err();
     assert!(matches!(refused, LoadError::Native { .. }), "{refused}");
     assert!(refused.to_string().contains("cannot be swapped"), "{refused}");
+    server.stop().await;
+}
+
+/// A native handler hears every name a client makes up; the counters by
+/// name keep the first ones and count the rest together, so such a client
+/// cannot grow the server's memory or its `/metrics` page without bound.
+#[tokio::test]
+async fn made_up_event_names_cannot_grow_the_counters_without_bound() {
+    use ws_host::runtime::metrics::{MAX_EVENT_NAMES, OTHER_EVENTS};
+    let handler = Handler::native("fragile", Fragile, &Config::default()).unwrap();
+    let server = TestServer::serving(handler.clone(), Config::default()).await;
+    let mut client = server.client("eve").await;
+    for n in 0..MAX_EVENT_NAMES + 20 {
+        let reply = client.request(&format!("made-up-{n}"), vec![]).await;
+        assert_eq!(reply.name, ERROR, "each is refused by the handler, and the connection stays");
+    }
+    let counted = handler.metrics().events_in;
+    assert_eq!(counted.len(), MAX_EVENT_NAMES + 1, "the first names, and one for the rest");
+    assert_eq!((counted["made-up-0"], counted[OTHER_EVENTS]), (1, 20));
+    assert_eq!(client.request("ok", vec![]).await.args, vec![s("fine")]);
     server.stop().await;
 }
 
