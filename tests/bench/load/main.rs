@@ -161,6 +161,7 @@ async fn echo_matrix(
     let mut capacity = None;
     // Each row's median runs, for the tables after this one.
     let mut rows = Vec::new();
+    let mut tallies = [(Kind::Native, Tally::at_least(0.9)), (Kind::Node, Tally::at_least(3.0))];
     for &conns in connections {
         for &payload in payloads {
             let all: Vec<&Server> = servers.iter().collect();
@@ -171,7 +172,7 @@ async fn echo_matrix(
             let handler_us = [0, 1].map(|i| handled[i]?.per_call_since(handled_before[i]?));
             // Before the medians take the runs.
             let swings =
-                [Kind::Native, Kind::Node, Kind::Bare].map(|base| (base, paired_swing(servers, &trials, base)));
+                [Kind::Native, Kind::Node, Kind::Bare].map(|base| (base, paired_rates(servers, &trials, base)));
             let mut runs = Vec::new();
             let mut row = format!("| {conns} | {payload} |");
             for (server, trials) in servers.iter().zip(trials) {
@@ -181,7 +182,13 @@ async fn echo_matrix(
             }
             let rate = |kind| figure(&runs, kind, |f| f.rate);
             for (base, swing) in &swings {
-                row += &format!(" {:.2}x{swing} |", rate(Kind::Wasm) / rate(*base));
+                let spread = swing.as_ref().map_or(String::new(), Paired::spread);
+                row += &format!(" {:.2}x{spread} |", rate(Kind::Wasm) / rate(*base));
+                if let (Some((_, tally)), Some(interval)) =
+                    (tallies.iter_mut().find(|(kind, _)| kind == base), swing.as_ref().and_then(|p| p.interval))
+                {
+                    tally.count(interval);
+                }
             }
             println!("{row}");
             if capacity.is_none() || (conns == 100 && payload == 20) {
@@ -194,10 +201,16 @@ async fn echo_matrix(
     if repeats > 1 {
         println!(
             "\nIn brackets, the lowest and highest ratio of the runs taken back to back (the wasm server's k-th \
-             run against the baseline's k-th): how far the machine's noise moved the ratio within the row."
+             run against the baseline's k-th): how far the machine's noise moved the ratio within the row; with six \
+             runs or more, in square brackets before them, the 95% interval of those ratios' median (`stats`)."
         );
     }
     println!("\ntargets: wasm >= 0.90x native msg/s, >= 3x node msg/s");
+    for (base, tally) in &tallies {
+        if let Some(judged) = tally.describe() {
+            println!("wasm/{} on each row's 95% interval: {judged}", base.label());
+        }
+    }
 
     println!(
         "\n## echo, closed loop: server CPU time per message (us; in brackets the kernel's part), the same runs\n"
@@ -255,13 +268,52 @@ async fn echo_matrix(
     capacity.unwrap_or(Capacity { native: 1000.0, wasm: 1000.0, node: 1000.0 })
 }
 
-/// " (lowest-highest)" of the wasm/`base` msgs/s ratios of runs taken back to
-/// back, the k-th run of each; empty with one run or without both servers.
-fn paired_swing(servers: &[Server], trials: &[Vec<echo::Figures>], base: Kind) -> String {
+/// The wasm/`base` msgs/s ratios of runs taken back to back, the k-th run of
+/// each; `None` with one run or without both servers.
+fn paired_rates(servers: &[Server], trials: &[Vec<echo::Figures>], base: Kind) -> Option<Paired> {
     let runs = |kind| servers.iter().zip(trials).find(|(s, _)| s.kind == kind).map(|(_, t)| t);
-    let (Some(wasm), Some(base)) = (runs(Kind::Wasm), runs(base)) else { return String::new() };
+    let (Some(wasm), Some(base)) = (runs(Kind::Wasm), runs(base)) else { return None };
     let rates = |runs: &[echo::Figures]| runs.iter().map(|f| f.rate).collect::<Vec<_>>();
-    paired_ratios(&rates(wasm), &rates(base)).map_or(String::new(), |p| format!(" ({:.2}-{:.2})", p.lowest, p.highest))
+    paired_ratios(&rates(wasm), &rates(base))
+}
+
+/// How the rows' 95% intervals stand against a msgs/s target: met where all
+/// of a row's interval is at or above it, not met where all of it is below.
+struct Tally {
+    target: f64,
+    met: usize,
+    undecided: usize,
+    not_met: usize,
+}
+
+impl Tally {
+    fn at_least(target: f64) -> Tally {
+        Tally { target, met: 0, undecided: 0, not_met: 0 }
+    }
+
+    fn count(&mut self, (low, high): (f64, f64)) {
+        if low >= self.target {
+            self.met += 1;
+        } else if high < self.target {
+            self.not_met += 1;
+        } else {
+            self.undecided += 1;
+        }
+    }
+
+    /// `None` when no row had an interval (fewer than six runs).
+    fn describe(&self) -> Option<String> {
+        let rows = |n: usize| if n == 1 { "1 row".to_owned() } else { format!("{n} rows") };
+        (self.met + self.undecided + self.not_met > 0).then(|| {
+            format!(
+                ">= {}x met in {}, undecided in {}, not met in {}",
+                self.target,
+                rows(self.met),
+                rows(self.undecided),
+                rows(self.not_met)
+            )
+        })
+    }
 }
 
 /// `what` of the `kind` server's run in a row's runs; NaN when that server
@@ -678,6 +730,16 @@ fn knob(name: &str, default: &str) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_row_meets_a_rate_target_when_all_of_its_interval_does() {
+        let mut tally = Tally::at_least(0.9);
+        assert_eq!(tally.describe(), None, "no interval, no verdict");
+        for interval in [(0.9, 1.1), (0.95, 0.99), (0.85, 0.95), (0.8, 0.89)] {
+            tally.count(interval);
+        }
+        assert_eq!(tally.describe().unwrap(), ">= 0.9x met in 2 rows, undecided in 1 row, not met in 1 row");
+    }
 
     #[test]
     fn the_queue_model_gives_what_benchmarks_md_quotes() {
