@@ -221,7 +221,14 @@ fn bump(map: &Mutex<BTreeMap<String, u64>>, name: &str, by: u64) {
         return;
     }
     let name = if map.len() < MAX_EVENT_NAMES && name.len() <= MAX_EVENT_NAME_BYTES { name } else { OTHER_EVENTS };
-    *map.entry(name.to_owned()).or_default() += by;
+    // Looked up, not taken through `entry`: that would allocate the key for
+    // every event past the bound.
+    match map.get_mut(name) {
+        Some(count) => *count += by,
+        None => {
+            map.insert(name.to_owned(), by);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -252,8 +252,7 @@ async fn echo_matrix(
     );
 
     println!("\n## echo, closed loop: time in the handler per event (us), the same runs\n");
-    println!("| {MATRIX_KEYS} | wasm | native | the sandbox adds |");
-    println!("|---:|---:|---:|---:|---:|");
+    print_header(&format!("| {MATRIX_KEYS} | wasm | native | the sandbox adds |"));
     for (conns, payload, _, [wasm, native]) in &rows {
         let us = |time: &Option<f64>| time.map_or("-".to_owned(), |us| format!("{us:.2}"));
         let added = wasm.zip(*native).map(|(wasm, native)| wasm - native);
@@ -358,6 +357,11 @@ fn table_header(keys: &str, servers: &[Server], per_server: &str, ratios: &str) 
         header += &format!(" {}{per_server} |", server.kind.label());
     }
     header += ratios;
+    print_header(&header);
+}
+
+/// A table's header line and its separator, every column right-aligned.
+fn print_header(header: &str) {
     println!("{header}");
     println!("|{}", "---:|".repeat(header.matches('|').count() - 1));
 }
