@@ -16,6 +16,7 @@ use wasmtime::component::InstancePre;
 
 use super::args::Args;
 use super::bindings::{RawMessage, Request};
+use super::epoch::Ticker;
 use super::handler::{RequestInfo, Shared};
 use super::host::HostState;
 use super::instance::{Live, backtrace, one_line};
@@ -85,6 +86,8 @@ pub enum Job {
 pub struct Actor {
     pub shared: Weak<Shared>,
     pub pre: InstancePre<HostState>,
+    /// The engine's epoch ticker, for the instances `pre` starts.
+    pub ticker: Ticker,
     pub live: Option<Live>,
     pub version: Arc<Version>,
     pub config: Config,
@@ -239,7 +242,7 @@ impl Actor {
 
     fn restart(&mut self) {
         let Some(shared) = self.shared.upgrade() else { return };
-        match Live::start(&self.pre, self.name.clone(), shared.registry.clone(), &self.config) {
+        match Live::start(&self.pre, &self.ticker, self.name.clone(), shared.registry.clone(), &self.config) {
             Ok(live) => self.live = Some(live),
             Err(error) => tracing::error!(handler = %self.name, "cannot start a fresh instance: {}", one_line(&error)),
         }

@@ -68,11 +68,12 @@ impl Handler {
         let candidate = prepare(runtime, &name, bytes, 1, &registry, config)?;
         log_version(&name, &candidate.version, "loaded");
         let version = candidate.version.clone();
-        let (actor_name, actor_config) = (name.clone(), config.clone());
+        let (actor_name, actor_config, ticker) = (name.clone(), config.clone(), runtime.ticker.clone());
         let feed = move |shared, queue| {
             let actor = Actor {
                 shared,
                 pre: candidate.pre,
+                ticker,
                 live: Some(candidate.live),
                 version: candidate.version,
                 config: actor_config,

@@ -13,6 +13,7 @@ use wasmtime::{Store, Trap, WasmBacktrace};
 
 use super::args::{Args, Plain, PlainArg, Shape, TypedCall};
 use super::bindings::{RawMessage, Request};
+use super::epoch::{self, Running, Ticker};
 use super::host::HostState;
 use super::limiter;
 use super::schema::{IncomingEvent, Lifecycle};
@@ -21,13 +22,11 @@ use crate::codec::Value;
 use crate::config::Config;
 use crate::registry::{ClientId, Registry};
 
-/// How often the engine's epoch advances; deadlines are counted in these.
-pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(5);
-
 pub struct Live {
     store: Store<HostState>,
     instance: Instance,
     limits: CallLimits,
+    ticker: Ticker,
     /// Each export's typed function, found and type-checked on its first
     /// call: a `TypedFunc<P, R>` per export and signature it was called
     /// with. A list: handlers export a handful of functions.
@@ -38,6 +37,7 @@ impl Live {
     /// Instantiates the handler in a fresh store with the sandbox's limits.
     pub fn start(
         pre: &InstancePre<HostState>,
+        ticker: &Ticker,
         handler: Arc<str>,
         registry: Arc<Registry>,
         config: &Config,
@@ -53,14 +53,10 @@ impl Live {
             hostcall_fuel: limiter::hostcall_fuel(config.max_payload_bytes),
         };
         store.set_hostcall_fuel(limits.hostcall_fuel);
-        limits.refill(&mut store)?;
+        let running = limits.begin(&mut store, ticker)?;
         let instance = pre.instantiate(&mut store).map_err(|e| limits.explain(&mut store, e))?;
-        Ok(Live { store, instance, limits, typed: Vec::new() })
-    }
-
-    /// Gives the next call its full deadline, fuel and send budget.
-    fn begin_call(&mut self) -> wasmtime::Result<()> {
-        self.limits.refill(&mut self.store)
+        drop(running);
+        Ok(Live { store, instance, limits, ticker: ticker.clone(), typed: Vec::new() })
     }
 
     /// Calls an incoming event's function; returns the reply's wire values
@@ -78,7 +74,7 @@ impl Live {
         }
         params.extend(args);
         let mut results = vec![Val::Bool(false); event.results.len()];
-        self.begin_call()?;
+        let _running = self.limits.begin(&mut self.store, &self.ticker)?;
         func.call(&mut self.store, &params, &mut results).map_err(|e| self.limits.explain(&mut self.store, e))?;
         Ok(reply_args(&results, &event.results))
     }
@@ -204,7 +200,7 @@ impl Live {
         Results: ComponentNamedList + Lift + Send + 'static,
     {
         let func = self.typed_func::<Params, Results>(index, what)?;
-        self.begin_call()?;
+        let _running = self.limits.begin(&mut self.store, &self.ticker)?;
         func.call(&mut self.store, params).map_err(|e| self.limits.explain(&mut self.store, e))
     }
 
@@ -268,9 +264,10 @@ struct CallLimits {
 }
 
 impl CallLimits {
-    /// Gives the next call its full deadline, fuel and send budget.
-    fn refill(&self, store: &mut Store<HostState>) -> wasmtime::Result<()> {
-        let ticks = (self.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1;
+    /// Gives the next call its full deadline, fuel and send budget; the
+    /// deadline counts while the guard lives.
+    fn begin<'t>(&self, store: &mut Store<HostState>, ticker: &'t Ticker) -> wasmtime::Result<Running<'t>> {
+        let ticks = (self.deadline.as_millis() / epoch::TICK.as_millis()).max(1) as u64 + 1;
         store.set_epoch_deadline(ticks);
         if let Some(fuel) = self.fuel {
             store.set_fuel(fuel).context("a fuel limit needs a runtime with fuel enabled (`RuntimeOptions::fuel`)")?;
@@ -279,7 +276,7 @@ impl CallLimits {
         state.limits.refused = None;
         state.sends.left = state.sends.per_call;
         state.deadline = std::time::Instant::now() + self.deadline;
-        Ok(())
+        Ok(ticker.running())
     }
 
     /// Names the limit a call was stopped by and the setting that sets it:

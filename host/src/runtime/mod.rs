@@ -5,6 +5,7 @@
 mod actor;
 pub mod args;
 mod bindings;
+mod epoch;
 mod guest_log;
 mod handler;
 mod host;
@@ -44,6 +45,7 @@ pub struct EngineError(String);
 pub struct Runtime {
     engine: Engine,
     cache: Option<wasmtime::Cache>,
+    ticker: epoch::Ticker,
 }
 
 impl Runtime {
@@ -77,18 +79,9 @@ impl Runtime {
         // Off: about 40% faster calls, and handlers are called synchronously.
         config.concurrency_support(false);
         let engine = Engine::new(&config).map_err(|e| EngineError(format!("{e:#}")))?;
-        let weak = engine.weak();
-        std::thread::Builder::new()
-            .name("epoch-ticker".into())
-            .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(instance::EPOCH_TICK);
-                }
-            })
+        let ticker = epoch::Ticker::start(&engine)
             .map_err(|e| EngineError(format!("cannot start the epoch ticker thread: {e}")))?;
-        Ok(Runtime { engine, cache })
+        Ok(Runtime { engine, cache, ticker })
     }
 
     pub fn engine(&self) -> &Engine {

@@ -13,6 +13,7 @@ use wasmtime::component::{Component, InstancePre, Linker};
 
 use super::Runtime;
 use super::bindings;
+use super::epoch::Ticker;
 use super::host::HostState;
 use super::instance::{Live, one_line};
 use super::schema::{Schema, SchemaError};
@@ -124,8 +125,8 @@ pub fn prepare(
     };
     let schema = Schema::read(engine, &component).map_err(|cause| LoadError::Schema { name: named(), cause })?;
     let pre = link(engine, &component, &schema).map_err(|cause| LoadError::Link { name: named(), cause })?;
-    let live =
-        start_off_runtime(&pre, name, registry, config).map_err(|cause| LoadError::Start { name: named(), cause })?;
+    let live = start_off_runtime(&pre, &runtime.ticker, name, registry, config)
+        .map_err(|cause| LoadError::Start { name: named(), cause })?;
     let version = Version {
         number,
         digest: digest(bytes),
@@ -146,6 +147,7 @@ pub fn prepare(
 /// caller's thread; a thread costs tens of microseconds against the compile.
 fn start_off_runtime(
     pre: &InstancePre<HostState>,
+    ticker: &Ticker,
     name: &Arc<str>,
     registry: &Arc<Registry>,
     config: &Config,
@@ -153,7 +155,7 @@ fn start_off_runtime(
     std::thread::scope(|scope| {
         let starting = std::thread::Builder::new()
             .name(format!("start-{name}"))
-            .spawn_scoped(scope, || Live::start(pre, name.clone(), registry.clone(), config))
+            .spawn_scoped(scope, || Live::start(pre, ticker, name.clone(), registry.clone(), config))
             .map_err(|e| wasmtime::format_err!("cannot start a thread to instantiate on: {e}"))?;
         starting.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
