@@ -3,7 +3,8 @@
 # wasm32-wasip2 target, Debian's redis-server for the cluster tests,
 # Chromium, the npm packages of the compatibility suite), checks
 # formatting, lints and doc links, runs the Rust tests (which build the guest
-# components) and the Node compatibility suite against the real binary.
+# components), the Node compatibility suite against the real binary, and the
+# benchmarks at toy sizes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,3 +56,6 @@ WS_HOST_BIN="$target/debug/ws-host" \
 GUEST_CHAT="$guests/chat.wasm" GUEST_CHAT_PY="$target/guests/chat-py.wasm" GUEST_CHAT_JS="$target/guests/chat-js.wasm" GUEST_ECHO="$guests/echo.wasm" GUEST_FIXTURE="$guests/fixture.wasm" \
 CHROMIUM="$(command -v chromium)" ARTIFACTS_DIR="$target/test-artifacts" \
     node --test tests/node/
+
+step "benchmarks at toy sizes (every table printed, no fan-out loss; the figures mean nothing)"
+bash tests/bench/smoke.sh
