@@ -3,7 +3,8 @@
 //! A broadcast is complete when the last member has it; every member checks
 //! the sequence numbers it sees, so a lost or reordered message counts.
 //! Given several servers (the nodes of a cluster), the members are spread
-//! over them in turn and the publisher talks to the first.
+//! over them in turn and the publisher talks to the first. Two phases print
+//! it: [`report`], each server alone, and [`across_cluster`].
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -14,8 +15,9 @@ use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
 use ws_host::codec::{Message, Value};
 
+use crate::FANOUT_SERVERS;
 use crate::client::{connect, decode, event};
-use crate::servers::Server;
+use crate::servers::{Kind, Server};
 
 pub struct Figures {
     pub deliveries_per_second: f64,
@@ -101,5 +103,69 @@ async fn member(mut ws: crate::client::Ws, broadcasts: u32, progress: Arc<Progre
             }
             progress.window.add_permits(1);
         }
+    }
+}
+
+/// The fan-out phase: each server in turn, a room of `members`.
+pub async fn report(servers: &[Server], members: usize) {
+    const BROADCASTS: u32 = 400;
+    const WINDOW: usize = 16;
+    println!("\n## fan-out: {BROADCASTS} broadcasts of 20 B to {members} room members, {WINDOW} in flight\n");
+    println!("| server | deliveries/s | p50 us | p99 us | lost | vs native | vs node |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let mut rows = Vec::new();
+    for kind in FANOUT_SERVERS {
+        let server = servers.iter().find(|s| s.kind == kind).unwrap();
+        rows.push((kind, run(&[server], members, BROADCASTS, WINDOW, 20).await));
+    }
+    let rate = |kind| rows.iter().find(|(k, _)| *k == kind).map_or(f64::NAN, |(_, f)| f.deliveries_per_second);
+    for (kind, figures) in &rows {
+        println!(
+            "| {} | {:.0} | {} | {} | {} | {:.2}x | {:.2}x |",
+            kind.label(),
+            figures.deliveries_per_second,
+            figures.latency.value_at_quantile(0.5),
+            figures.latency.value_at_quantile(0.99),
+            figures.lost,
+            figures.deliveries_per_second / rate(Kind::Native),
+            figures.deliveries_per_second / rate(Kind::Node),
+        );
+    }
+    println!("\ntarget: wasm >= 200000 deliveries/s with zero loss (the latency is publish -> last member)");
+}
+
+/// Fan-out across cluster nodes, beside the same server alone: what Redis
+/// and the second hop cost.
+pub async fn across_cluster(members: usize) {
+    const BROADCASTS: u32 = 400;
+    const WINDOW: usize = 16;
+    println!(
+        "\n## fan-out across cluster nodes: {BROADCASTS} broadcasts of 20 B to {members} members, {WINDOW} in flight\n"
+    );
+    println!("| setup | deliveries/s | p50 us | p99 us | lost | vs one node |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let redis = ws_host_tests::redis::RedisServer::start();
+    let alone = Server::start(Kind::Wasm).await;
+    let baseline = run(&[&alone], members, BROADCASTS, WINDOW, 20).await;
+    drop(alone);
+    let mut rows = vec![("one node, no cluster".to_owned(), baseline)];
+    for count in 1..=3 {
+        let mut nodes = Vec::new();
+        for _ in 0..count {
+            nodes.push(Server::clustered(&redis.url()).await);
+        }
+        let figures = run(&nodes.iter().collect::<Vec<_>>(), members, BROADCASTS, WINDOW, 20).await;
+        rows.push((format!("{count} node(s) with --cluster, members spread, publisher on the first"), figures));
+    }
+    let base = rows[0].1.deliveries_per_second;
+    for (setup, figures) in &rows {
+        println!(
+            "| {setup} | {:.0} | {} | {} | {} | {:.2}x |",
+            figures.deliveries_per_second,
+            figures.latency.value_at_quantile(0.5),
+            figures.latency.value_at_quantile(0.99),
+            figures.lost,
+            figures.deliveries_per_second / base,
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Idle connections: open `count` connections, authenticate them, and read
-//! what the server process holds per connection (its RSS growth).
+//! what the server process holds per connection (its RSS growth); [`report`]
+//! prints it for each server.
 
+use crate::ECHO_SERVERS;
 use crate::client::connect;
 use crate::servers::Server;
 
@@ -27,4 +29,23 @@ pub async fn run(server: &Server, count: usize) -> Figures {
         rss_before,
         rss_after,
     }
+}
+
+/// Each server fresh, so its RSS growth is the connections' alone.
+pub async fn report(count: usize) {
+    println!("\n## {count} idle connections (authenticated, then idle): server RSS\n");
+    println!("| server | RSS before | RSS after | per connection |");
+    println!("|---|---:|---:|---:|");
+    for kind in ECHO_SERVERS {
+        let server = Server::start(kind).await;
+        let figures = run(&server, count).await;
+        println!(
+            "| {} | {:.1} MiB | {:.1} MiB | {:.1} KiB |",
+            kind.label(),
+            figures.rss_before as f64 / 1048576.0,
+            figures.rss_after as f64 / 1048576.0,
+            figures.bytes_per_connection / 1024.0
+        );
+    }
+    println!("\ntarget: wasm < 8 KiB per connection");
 }
