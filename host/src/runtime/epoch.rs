@@ -6,13 +6,14 @@
 //! [`IDLE_TICKS`] ticks it sleeps until the next call begins: ticking without
 //! a pause woke an idle server 200 times a second, its only activity (10-17 us
 //! of CPU a wake-up on a 2-core VM). A call pays three atomic operations for
-//! it, and after an idle second one wake-up of this thread.
+//! it, and after an idle second one wake-up of this thread. The thread ends
+//! when the last handle on it is dropped.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use wasmtime::{Engine, EngineWeak};
+use wasmtime::Engine;
 
 /// How often the epoch advances while calls run; deadlines are counted in these.
 pub const TICK: Duration = Duration::from_millis(5);
@@ -20,22 +21,24 @@ pub const TICK: Duration = Duration::from_millis(5);
 /// Ticks without a call in flight before the ticker sleeps: a second.
 const IDLE_TICKS: u32 = 200;
 
-/// How long a sleeping ticker waits before checking whether its engine is gone.
-const ENGINE_CHECK: Duration = Duration::from_secs(1);
-
-/// A handle on the thread that advances one engine's epoch. The thread ends
-/// once the engine is dropped.
+/// A handle on the thread that advances one engine's epoch.
 #[derive(Clone)]
 pub struct Ticker {
-    shared: Arc<Shared>,
+    handle: Arc<Handle>,
 }
+
+/// Dropped with the last [`Ticker`]: tells the thread to end.
+struct Handle(Arc<Shared>);
 
 struct Shared {
     /// Calls running guest code now, over every store of the engine.
     in_flight: AtomicUsize,
     /// Set by the ticker before it checks `in_flight` one last time and waits.
     asleep: AtomicBool,
-    /// Held while the ticker decides to wait, so a wake-up cannot slip past it.
+    /// No handle is left: the thread ends.
+    closed: AtomicBool,
+    /// Held while the ticker decides to wait, and to wake it, so a wake-up
+    /// cannot slip past it.
     lock: Mutex<()>,
     wake: Condvar,
 }
@@ -49,40 +52,38 @@ pub struct Running<'a> {
 impl Ticker {
     /// Starts the thread that advances `engine`'s epoch.
     pub fn start(engine: &Engine) -> std::io::Result<Ticker> {
-        Ticker::start_with(engine.weak(), IDLE_TICKS, ENGINE_CHECK)
+        Ticker::start_with(engine.clone(), IDLE_TICKS)
     }
 
-    fn start_with(engine: EngineWeak, idle_ticks: u32, engine_check: Duration) -> std::io::Result<Ticker> {
+    fn start_with(engine: Engine, idle_ticks: u32) -> std::io::Result<Ticker> {
         let shared = Arc::new(Shared {
             in_flight: AtomicUsize::new(0),
             asleep: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             lock: Mutex::new(()),
             wake: Condvar::new(),
         });
         let ticking = shared.clone();
-        std::thread::Builder::new()
-            .name("epoch-ticker".into())
-            .spawn(move || ticking.run(&engine, idle_ticks, engine_check))?;
-        Ok(Ticker { shared })
+        std::thread::Builder::new().name("epoch-ticker".into()).spawn(move || ticking.run(&engine, idle_ticks))?;
+        Ok(Ticker { handle: Arc::new(Handle(shared)) })
     }
 
     /// Marks a call as running guest code until the guard is dropped; wakes
     /// the ticker if it sleeps.
     pub fn running(&self) -> Running<'_> {
-        let shared = &self.shared;
+        let shared = &*self.handle.0;
         // Paired with the ticker's store to `asleep` then load of `in_flight`:
         // one of the two sides sees the other's write.
         shared.in_flight.fetch_add(1, SeqCst);
         if shared.asleep.load(SeqCst) {
-            let _held = shared.lock.lock().unwrap_or_else(PoisonError::into_inner);
-            shared.wake.notify_one();
+            shared.wake_up();
         }
         Running { shared }
     }
 
     #[cfg(test)]
     fn is_asleep(&self) -> bool {
-        self.shared.asleep.load(SeqCst)
+        self.handle.0.asleep.load(SeqCst)
     }
 }
 
@@ -92,30 +93,40 @@ impl Drop for Running<'_> {
     }
 }
 
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.0.closed.store(true, SeqCst);
+        self.0.wake_up();
+    }
+}
+
 impl Shared {
-    fn run(&self, weak: &EngineWeak, idle_ticks: u32, engine_check: Duration) {
+    fn run(&self, engine: &Engine, idle_ticks: u32) {
         let mut idle = 0;
-        while let Some(engine) = weak.upgrade() {
+        while !self.closed.load(SeqCst) {
             engine.increment_epoch();
-            drop(engine);
             std::thread::sleep(TICK);
             idle = if self.in_flight.load(SeqCst) == 0 { idle + 1 } else { 0 };
             if idle >= idle_ticks {
-                self.sleep(weak, engine_check);
+                self.sleep();
                 idle = 0;
             }
         }
     }
 
-    /// Waits until a call is in flight, checking now and then that the
-    /// engine is still there.
-    fn sleep(&self, weak: &EngineWeak, engine_check: Duration) {
+    /// Waits until a call is in flight or no handle is left.
+    fn sleep(&self) {
         let mut held = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         self.asleep.store(true, SeqCst);
-        while self.in_flight.load(SeqCst) == 0 && weak.upgrade().is_some() {
-            held = self.wake.wait_timeout(held, engine_check).unwrap_or_else(PoisonError::into_inner).0;
+        while self.in_flight.load(SeqCst) == 0 && !self.closed.load(SeqCst) {
+            held = self.wake.wait(held).unwrap_or_else(PoisonError::into_inner);
         }
         self.asleep.store(false, SeqCst);
+    }
+
+    fn wake_up(&self) {
+        let _held = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.wake.notify_one();
     }
 }
 
@@ -136,12 +147,11 @@ mod tests {
     }
 
     /// A sleeping ticker wakes for a call that starts then: a guest that
-    /// spins forever is still stopped at its deadline. (The ticker's own
-    /// check of its engine is put off past the test's patience.)
+    /// spins forever is still stopped at its deadline.
     #[test]
     fn a_call_begun_while_the_ticker_sleeps_still_meets_its_deadline() {
         let engine = Engine::new(Config::new().epoch_interruption(true)).unwrap();
-        let ticker = Ticker::start_with(engine.weak(), 2, Duration::from_secs(3600)).unwrap();
+        let ticker = Ticker::start_with(engine.clone(), 2).unwrap();
         wait_until_asleep(&ticker);
         let spin = wat::parse_str(r#"(module (func (export "spin") (loop (br 0))))"#).unwrap();
         let module = Module::new(&engine, spin).unwrap();
@@ -158,17 +168,21 @@ mod tests {
         assert_eq!(trap.unwrap(), Trap::Interrupt);
     }
 
-    /// The thread ends with its engine, even asleep.
+    /// The thread ends with the last handle on it, even asleep.
     #[test]
-    fn the_ticker_ends_with_its_engine() {
+    fn the_ticker_ends_with_its_last_handle() {
         let engine = Engine::new(Config::new().epoch_interruption(true)).unwrap();
-        let ticker = Ticker::start_with(engine.weak(), 1, Duration::from_millis(10)).unwrap();
+        let ticker = Ticker::start_with(engine, 1).unwrap();
+        let other = ticker.clone();
         wait_until_asleep(&ticker);
-        drop(engine);
+        let shared = Arc::downgrade(&ticker.handle.0);
+        drop(ticker);
+        assert!(!other.handle.0.closed.load(SeqCst), "a handle is left");
+        drop(other);
         let ended = std::time::Instant::now();
-        // The thread holds the last other reference to the shared state.
-        while Arc::strong_count(&ticker.shared) > 1 {
-            assert!(ended.elapsed() < Duration::from_secs(30), "the ticker outlived its engine");
+        // The thread held the last reference to the shared state.
+        while shared.upgrade().is_some() {
+            assert!(ended.elapsed() < Duration::from_secs(30), "the ticker outlived its handles");
             std::thread::yield_now();
         }
     }

@@ -40,7 +40,7 @@ pub struct RuntimeOptions {
 pub struct EngineError(String);
 
 /// The shared wasmtime engine, with epoch interruption driven by a ticker
-/// thread that stops when the engine is dropped.
+/// thread (`epoch`) that ends with the runtime and the instances it started.
 #[derive(Clone)]
 pub struct Runtime {
     engine: Engine,
