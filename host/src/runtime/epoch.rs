@@ -2,12 +2,13 @@
 //!
 //! wasmtime stops guest code once the engine's epoch passes the store's
 //! deadline, and the epoch moves only when something advances it. A thread
-//! does, every [`TICK`], while guest code may run. With no call in flight for
-//! [`IDLE_TICKS`] ticks it sleeps until the next call begins: ticking without
+//! does, every [`TICK`], while guest code may run. When [`IDLE_TICKS`] ticks
+//! in a row find no call in flight, it sleeps until the next call begins
+//! (light traffic may wake it about once a second that way): ticking without
 //! a pause woke an idle server 200 times a second, its only activity (10-17 us
 //! of CPU a wake-up on a 2-core VM). A call pays three atomic operations for
-//! it, and after an idle second one wake-up of this thread. The thread ends
-//! when the last handle on it is dropped.
+//! it, and one that finds the ticker asleep a wake-up of this thread. The
+//! thread ends when the last handle on it is dropped.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -18,7 +19,7 @@ use wasmtime::Engine;
 /// How often the epoch advances while calls run; deadlines are counted in these.
 pub const TICK: Duration = Duration::from_millis(5);
 
-/// Ticks without a call in flight before the ticker sleeps: a second.
+/// Ticks in a row that find no call in flight before the ticker sleeps: a second.
 const IDLE_TICKS: u32 = 200;
 
 /// A handle on the thread that advances one engine's epoch.
