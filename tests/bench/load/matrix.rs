@@ -55,8 +55,12 @@ pub async fn run(
             }
             let rate = |kind| figure(&runs, kind, |f| f.rate);
             for (base, swing) in &swings {
-                let spread = swing.as_ref().map_or(String::new(), Paired::spread);
-                row += &format!(" {:.2}x{spread} |", rate(Kind::Wasm) / rate(*base));
+                // The figure the interval bounds: the ratio of the median
+                // runs can fall outside it.
+                row += &match swing {
+                    Some(paired) => format!(" {} |", paired.describe()),
+                    None => format!(" {:.2}x |", rate(Kind::Wasm) / rate(*base)),
+                };
                 if let (Some((_, tally)), Some(interval)) =
                     (tallies.iter_mut().find(|(kind, _)| kind == base), swing.as_ref().and_then(|p| p.interval))
                 {
@@ -73,9 +77,10 @@ pub async fn run(
     }
     if repeats > 1 {
         println!(
-            "\nIn brackets, the lowest and highest ratio of the runs taken back to back (the wasm server's k-th \
-             run against the baseline's k-th): how far the machine's noise moved the ratio within the row; with six \
-             runs or more, in square brackets before them, the 95% interval of those ratios' median (`stats`)."
+            "\nEach ratio is the median of the run-by-run ratios (the wasm server's k-th run against the \
+             baseline's k-th, taken back to back), not the ratio of the median runs shown. In brackets, the lowest \
+             and highest of those ratios: how far the machine's noise moved the ratio within the row; with six runs \
+             or more, in square brackets before them, the 95% interval of their median (`stats`)."
         );
     }
     println!("\ntargets: wasm >= 0.90x native msg/s, >= 3x node msg/s");

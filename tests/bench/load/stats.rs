@@ -36,13 +36,8 @@ pub struct Paired {
 impl Paired {
     /// `1.07x [0.95-1.18] (0.31-2.05)`: median, 95% interval, range.
     pub fn describe(&self) -> String {
-        format!("{:.2}x{}", self.median, self.spread())
-    }
-
-    /// ` [0.95-1.18] (0.31-2.05)`: the 95% interval, if any, and the range.
-    pub fn spread(&self) -> String {
         let interval = self.interval.map_or(String::new(), |(low, high)| format!(" [{low:.2}-{high:.2}]"));
-        format!("{interval} ({:.2}-{:.2})", self.lowest, self.highest)
+        format!("{:.2}x{interval} ({:.2}-{:.2})", self.median, self.lowest, self.highest)
     }
 }
 
