@@ -18,6 +18,7 @@
 //! - [`cluster`]: several nodes sharing rooms and broadcasts through Redis;
 //! - [`watch`]: hot swap on file changes;
 //! - [`inspect`]: event tables and TypeScript types from a component.
+//! - [`memcpy`]: glibc's slow copies on AMD CPUs, avoided at start-up.
 //!
 //! # Example
 //!
@@ -40,6 +41,7 @@ pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod inspect;
+pub mod memcpy;
 pub mod registry;
 pub mod runtime;
 pub mod server;

@@ -208,6 +208,39 @@ fn logs_to_a_pipe_are_plain_text() {
     assert!(!stderr.contains('\x1b'), "no colour codes outside a terminal: {stderr:?}");
 }
 
+/// On an AMD CPU the server runs itself again, keeping its process id, with
+/// glibc's `rep movsb` copies turned off (it logs the tunables it runs
+/// with); a threshold the user set is kept.
+#[tokio::test]
+async fn on_amd_the_server_restarts_itself_with_fast_copies() {
+    let ours = format!("{}=1073741824", ws_host::memcpy::TUNABLE);
+    let users = format!("glibc.malloc.arena_max=2:{}=4096", ws_host::memcpy::TUNABLE);
+    let amd = ws_host::memcpy::slow_rep_movsb();
+    for (set, expected) in [(None, &ours), (Some(&users), &users)] {
+        let mut command = ws_host();
+        command
+            .args(["run", guests::ECHO, "--port", "0"])
+            .env("RUST_LOG", "ws_host=debug")
+            .env_remove("GLIBC_TUNABLES");
+        if let Some(tunables) = set {
+            command.env("GLIBC_TUNABLES", tunables);
+        }
+        let (mut child, url, logged) = start_piped(&mut command);
+        // Served after the restart: a 16 KiB echo, the copies it is for.
+        let text = "x".repeat(16 * 1024);
+        let mut client = Client::connect(&url).await;
+        assert_eq!(client.auth("").await, Message::AuthOk);
+        assert_eq!(client.request("echo", vec![s(&text)]).await.args, vec![s(&text)]);
+        sigterm(&child);
+        assert!(child.wait().unwrap().success());
+        let said: Vec<String> = logged.iter().filter(|line| line.contains("memcpy: GLIBC_TUNABLES=")).collect();
+        match amd {
+            true => assert!(said.len() == 1 && said[0].ends_with(&format!("GLIBC_TUNABLES={expected}")), "{said:?}"),
+            false => assert!(said.is_empty(), "nothing to tune on this CPU: {said:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn watch_swaps_when_the_file_changes() {
     let (dir, file) = counter_file("watch");

@@ -77,6 +77,11 @@ const FANOUT_SERVERS: [Kind; 3] = [Kind::Wasm, Kind::Native, Kind::Node];
 
 #[tokio::main]
 async fn main() {
+    // As ws-host does (and so each server of this binary, which starts
+    // without the generator's setting: see `Server::spawn`).
+    if let ws_host::memcpy::MemcpyTuning::RestartFailed(error) = ws_host::memcpy::restart_with_fast_memcpy() {
+        eprintln!("bench-load: cannot restart with glibc's rep movsb copies turned off: {error}");
+    }
     let args: Vec<String> = std::env::args().collect();
     match args.get(1..).unwrap_or_default() {
         [flag, role] if flag == "--serve" && role == "native" => return servers::serve_native().await,

@@ -174,6 +174,10 @@ impl Server {
             .args(&args)
             // Warnings say why a request failed (a trap, a refused reply).
             .env("RUST_LOG", "warn")
+            // Each server starts as its users start it: ws-host and this
+            // binary's servers set glibc's copy threshold themselves on AMD
+            // (`ws_host::memcpy`), Node.js runs with glibc's defaults.
+            .env_remove("GLIBC_TUNABLES")
             .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start the {} server ({program}): {e}", kind.label()));
