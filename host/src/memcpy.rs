@@ -17,6 +17,9 @@
 /// stops using it at the L2 cache size anyway).
 pub const TUNABLE: &str = "glibc.cpu.x86_rep_movsb_threshold";
 const THRESHOLD: u64 = 1 << 30;
+/// Set in the restarted process: one restart at most, even where glibc
+/// drops `GLIBC_TUNABLES` (a setuid or setcap binary's secure mode).
+const RESTARTED: &str = "WS_HOST_MEMCPY_RESTARTED";
 
 /// What [`restart_with_fast_memcpy`] found, for the log.
 #[derive(Debug)]
@@ -28,6 +31,9 @@ pub enum MemcpyTuning {
     Set(String),
     /// The process could not run itself again; it goes on as it is.
     RestartFailed(std::io::Error),
+    /// The process ran itself again and the tunable was gone: glibc
+    /// dropped it (secure mode). It goes on as it is.
+    Dropped,
 }
 
 impl MemcpyTuning {
@@ -40,6 +46,10 @@ impl MemcpyTuning {
                 "cannot restart with glibc's `rep movsb` copies turned off ({error}): on this AMD CPU, messages \
                  over 2 KiB will cost several times more to copy; set GLIBC_TUNABLES={TUNABLE}={THRESHOLD} in the \
                  environment to avoid it"
+            ),
+            MemcpyTuning::Dropped => tracing::warn!(
+                "glibc dropped GLIBC_TUNABLES on restart (a setuid or setcap binary runs in secure mode): on this \
+                 AMD CPU, messages over 2 KiB will cost several times more to copy"
             ),
         }
     }
@@ -57,6 +67,9 @@ pub fn restart_with_fast_memcpy() -> MemcpyTuning {
     let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
     if tunables.contains(TUNABLE) {
         return MemcpyTuning::Set(tunables);
+    }
+    if std::env::var_os(RESTARTED).is_some() {
+        return MemcpyTuning::Dropped;
     }
     MemcpyTuning::RestartFailed(restart_with(&with_threshold(&tunables)))
 }
@@ -76,7 +89,7 @@ fn restart_with(tunables: &str) -> std::io::Error {
     if let Some(name) = args.next() {
         command.arg0(name);
     }
-    command.args(args).env("GLIBC_TUNABLES", tunables).exec()
+    command.args(args).env("GLIBC_TUNABLES", tunables).env(RESTARTED, "1").exec()
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -241,6 +241,22 @@ async fn on_amd_the_server_restarts_itself_with_fast_copies() {
     }
 }
 
+/// Restarted once already and still without the tunable (glibc drops
+/// `GLIBC_TUNABLES` in secure mode): it says so and serves, no second restart.
+#[test]
+fn a_tunable_glibc_dropped_is_one_warning_not_a_restart_loop() {
+    let mut command = ws_host();
+    command
+        .args(["run", guests::ECHO, "--port", "0"])
+        .env_remove("GLIBC_TUNABLES")
+        .env("WS_HOST_MEMCPY_RESTARTED", "1");
+    let (mut child, _url, logged) = start_piped(&mut command);
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+    let warned = logged.iter().filter(|line| line.contains("glibc dropped GLIBC_TUNABLES")).count();
+    assert_eq!(warned, usize::from(ws_host::memcpy::slow_rep_movsb()));
+}
+
 #[tokio::test]
 async fn watch_swaps_when_the_file_changes() {
     let (dir, file) = counter_file("watch");
