@@ -5,7 +5,7 @@
 //! destination is not aligned (measured on this project's EPYC machine with
 //! Debian 12's glibc 2.36: 16 KiB in 4.9 us against 0.18 us aligned), and a
 //! WebSocket frame's payload lands 2, 4 or 10 bytes into tungstenite's write
-//! buffer, so every message over 2 KiB took that path: ~10 us of a 16 KiB
+//! buffer, so every message over 2 KiB took that path: ~8 us of a 16 KiB
 //! echo's 28 (BENCHMARKS.md, "glibc's memcpy on AMD"). Later glibc releases
 //! stop using `rep movsb` on AMD below the L2 cache size (glibc bug 30994);
 //! for the others the documented tunable does the same. glibc reads
@@ -13,9 +13,10 @@
 //! the tunable set, before it has done anything else. A `GLIBC_TUNABLES` that
 //! already sets the threshold is left alone: whoever set it chose.
 
-/// The tunable, set high enough that `rep movsb` is never chosen (glibc
-/// stops using it at the L2 cache size anyway).
+/// glibc's tunable for the size from which `memcpy` uses `rep movsb`.
 pub const TUNABLE: &str = "glibc.cpu.x86_rep_movsb_threshold";
+/// High enough that `rep movsb` is never chosen (glibc stops using it at
+/// the L2 cache size anyway).
 const THRESHOLD: u64 = 1 << 30;
 /// Set in the restarted process: one restart at most, even where glibc
 /// drops `GLIBC_TUNABLES` (a setuid or setcap binary's secure mode).

@@ -237,15 +237,19 @@ fn parse_route(value: &str) -> Result<(String, PathBuf), String> {
 }
 
 fn main() -> ExitCode {
-    // First: on AMD it runs this program again, and nothing before survives.
-    let memcpy = ws_host::memcpy::restart_with_fast_memcpy();
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Run(args) => read_settings(&args).and_then(|file| {
-            init_logging(args.log_format.or(file.log_format).unwrap_or_default());
-            memcpy.log();
-            run(args.plan(file)?)
-        }),
+        Command::Run(args) => {
+            // Before the server does anything: on AMD it runs this program
+            // again, and nothing done before survives. The other commands
+            // copy too little to be worth a restart.
+            let memcpy = ws_host::memcpy::restart_with_fast_memcpy();
+            read_settings(&args).and_then(|file| {
+                init_logging(args.log_format.or(file.log_format).unwrap_or_default());
+                memcpy.log();
+                run(args.plan(file)?)
+            })
+        }
         Command::Types(file) => {
             init_logging(LogFormat::Human);
             file.check().map(|(name, _, version)| print!("{}", ws_host::inspect::typescript(&name, &version.schema)))
