@@ -18,8 +18,11 @@ pub const TUNABLE: &str = "glibc.cpu.x86_rep_movsb_threshold";
 /// High enough that `rep movsb` is never chosen (glibc stops using it at
 /// the L2 cache size anyway).
 const THRESHOLD: u64 = 1 << 30;
-/// Set in the restarted process: one restart at most, even where glibc
-/// drops `GLIBC_TUNABLES` (a setuid or setcap binary's secure mode).
+/// Set to the process id in the restarted process: one restart at most,
+/// even where glibc drops `GLIBC_TUNABLES` (a setuid or setcap binary's
+/// secure mode). The id keeps it to that process: the processes it starts
+/// inherit the variable, not the tunable where they are started without it
+/// (the bench starts Node.js so), and have ids of their own.
 const RESTARTED: &str = "WS_HOST_MEMCPY_RESTARTED";
 
 /// What [`restart_with_fast_memcpy`] found, for the log.
@@ -69,7 +72,7 @@ pub fn restart_with_fast_memcpy() -> MemcpyTuning {
     if tunables.contains(TUNABLE) {
         return MemcpyTuning::Set(tunables);
     }
-    if std::env::var_os(RESTARTED).is_some() {
+    if std::env::var(RESTARTED).is_ok_and(|pid| pid == std::process::id().to_string()) {
         return MemcpyTuning::Dropped;
     }
     MemcpyTuning::RestartFailed(restart_with(&with_threshold(&tunables)))
@@ -90,7 +93,7 @@ fn restart_with(tunables: &str) -> std::io::Error {
     if let Some(name) = args.next() {
         command.arg0(name);
     }
-    command.args(args).env("GLIBC_TUNABLES", tunables).env(RESTARTED, "1").exec()
+    command.args(args).env("GLIBC_TUNABLES", tunables).env(RESTARTED, std::process::id().to_string()).exec()
 }
 
 #[cfg(not(target_os = "linux"))]
