@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the benchmarks that print figures: the load matrix (ws-host with the
 # WebAssembly handlers against a native-handler ws-host, Node.js ws +
-# @ezez/utils and a bare tokio-tungstenite echo; servers on cpu 0, the load
+# @ezez/utils, a bare tokio-tungstenite echo and, in the echo phase, the
+# floor, an echo that only unmasks and writes back; servers on cpu 0, the load
 # generator on cpu 1), then hot swap. `PROFILE=release` for the figures that
 # count (the first release build of wasmtime takes ~10 min); the default dev
 # profile optimises dependencies but not ws-host itself. Knobs for the load

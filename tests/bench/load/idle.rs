@@ -2,7 +2,7 @@
 //! what the server process holds per connection (its RSS growth); [`report`]
 //! prints it for each server.
 
-use crate::ECHO_SERVERS;
+use crate::IDLE_SERVERS;
 use crate::client::connect;
 use crate::servers::Server;
 
@@ -36,7 +36,7 @@ pub async fn report(count: usize) {
     println!("\n## {count} idle connections (authenticated, then idle): server RSS\n");
     println!("| server | RSS before | RSS after | per connection |");
     println!("|---|---:|---:|---:|");
-    for kind in ECHO_SERVERS {
+    for kind in IDLE_SERVERS {
         let server = Server::start(kind).await;
         let figures = run(&server, count).await;
         println!(

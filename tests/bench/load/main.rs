@@ -4,7 +4,9 @@
 //! - `native`: the same server with the same contracts as a native Rust
 //!   handler: what the sandbox costs;
 //! - `node`: Node.js with npm `ws` and `@ezez/utils`: what users run today;
-//! - `bare`: a bare tokio-tungstenite echo: what protocol and server cost.
+//! - `bare`: a bare tokio-tungstenite echo: what protocol and server cost;
+//! - `floor` (echo phase only): the least a tokio WebSocket echo can do
+//!   (`floor`): what the machine allows.
 //!
 //! Phases (`BENCH_PHASES`, all by default: "echo,fanout,idle,languages,cluster"):
 //! echo closed loop over connections x payloads (rates, each server's CPU
@@ -27,6 +29,7 @@ mod client;
 mod echo;
 mod fairness;
 mod fanout;
+mod floor;
 mod idle;
 mod languages;
 mod matrix;
@@ -47,7 +50,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// What `--help` prints: the knobs, all read from the environment.
 const HELP: &str = "\
 bench-load: ws-host's load benchmark, with its baselines in the same run (a native-handler ws-host,
-Node.js ws + @ezez/utils, a bare tokio-tungstenite echo). Run it through `bash tests/bench/run.sh`,
+Node.js ws + @ezez/utils, a bare tokio-tungstenite echo; in the echo phase also the floor, the least a WebSocket echo can do). Run it through `bash tests/bench/run.sh`,
 which builds everything, pins the servers to cpu 0 and this generator to cpu 1.
 
 Knobs (environment, defaults in brackets):
@@ -68,9 +71,12 @@ Knobs (environment, defaults in brackets):
   SERVER_CPU         the cpu to pin the servers to with taskset [none]
   GUEST_ECHO         the echo component the wasm server serves [the built examples/guests/echo]";
 
-/// ws-host with the WebAssembly handlers and its three baselines: the
-/// servers of the echo and idle phases.
-const ECHO_SERVERS: [Kind; 4] = [Kind::Wasm, Kind::Native, Kind::Node, Kind::Bare];
+/// ws-host with the WebAssembly handlers, its three baselines and the
+/// floor: the servers of the echo phase.
+const ECHO_SERVERS: [Kind; 5] = [Kind::Wasm, Kind::Native, Kind::Node, Kind::Bare, Kind::Floor];
+/// The idle phase leaves out the floor, which holds a connection but is no
+/// server to hold ten thousand of.
+const IDLE_SERVERS: [Kind; 4] = [Kind::Wasm, Kind::Native, Kind::Node, Kind::Bare];
 /// The fan-out and flood phases leave out the bare echo, which has no rooms
 /// and answers every message at once.
 const FANOUT_SERVERS: [Kind; 3] = [Kind::Wasm, Kind::Native, Kind::Node];
@@ -86,6 +92,7 @@ async fn main() {
     match args.get(1..).unwrap_or_default() {
         [flag, role] if flag == "--serve" && role == "native" => return servers::serve_native().await,
         [flag, role] if flag == "--serve" && role == "bare" => return servers::serve_bare().await,
+        [flag, role] if flag == "--serve" && role == "floor" => return floor::serve().await,
         [] => {}
         [flag] if flag == "--help" || flag == "-h" => return println!("{HELP}"),
         _ => {

@@ -93,17 +93,28 @@ pub async fn run(
     println!(
         "\n## echo, closed loop: server CPU time per message (us; in brackets the kernel's part), the same runs\n"
     );
-    table_header(MATRIX_KEYS, servers, "", " wasm/native capacity | wasm/node capacity | wasm/node ceiling |");
+    table_header(
+        MATRIX_KEYS,
+        servers,
+        "",
+        " wasm/native capacity | wasm/node capacity | wasm/node ceiling | floor/node capacity |",
+    );
     for (conns, payload, runs, _) in &rows {
         let mut row = format!("| {conns} | {payload} |");
         for (_, figures) in runs {
             row += &format!(" {:.1} ({:.1}) |", figures.cpu_per_message(), figures.kernel_per_message());
         }
         let cpu = |kind| figure(runs, kind, echo::Figures::cpu_per_message);
-        let (native, node, wasm) = (cpu(Kind::Native), cpu(Kind::Node), cpu(Kind::Wasm));
+        let (native, node, wasm, floor) = (cpu(Kind::Native), cpu(Kind::Node), cpu(Kind::Wasm), cpu(Kind::Floor));
         let wasm_kernel = figure(runs, Kind::Wasm, echo::Figures::kernel_per_message);
         // Capacity is the inverse of the cost: native us / wasm us.
-        row += &format!(" {:.2}x | {:.2}x | {:.2}x |", native / wasm, node / wasm, node / wasm_kernel);
+        row += &format!(
+            " {:.2}x | {:.2}x | {:.2}x | {:.2}x |",
+            native / wasm,
+            node / wasm,
+            node / wasm_kernel,
+            node / floor
+        );
         println!("{row}");
     }
     println!(
@@ -111,7 +122,8 @@ pub async fn run(
          batches less, so a lightly loaded row costs more per message than a saturated one. The ceiling is \
          node's CPU per message over wasm's kernel time alone: the capacity ratio ws-host would reach if its \
          own code cost nothing (one read and one write per echo, and on loopback the kernel's delivery to the \
-         peer, are paid whatever the server)"
+         peer, are paid whatever the server). The floor's capacity is that ratio measured: the floor echo \
+         unmasks each frame and writes it back, nothing more (bench/load/floor.rs)"
     );
 
     println!("\n## echo, closed loop: the share of its core each side was busy, server / generator, the same runs\n");

@@ -1,6 +1,6 @@
 //! The servers under test, each its own process started by the generator,
 //! pinned to `SERVER_CPU` when set. Each prints its address on its first
-//! line. The native and bare servers are this binary in a server role.
+//! line. The native, bare and floor servers are this binary in a server role.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -21,6 +21,8 @@ pub enum Kind {
     Node,
     /// A bare tokio-tungstenite echo: no protocol, no handler.
     Bare,
+    /// The least a tokio WebSocket echo can do (`floor`): what the machine allows.
+    Floor,
     /// `ws-host run` with the chat example built in one language.
     Chat(Language),
 }
@@ -61,13 +63,14 @@ impl Kind {
             Kind::Native => "native",
             Kind::Node => "node",
             Kind::Bare => "bare",
+            Kind::Floor => "floor",
             Kind::Chat(language) => language.label(),
         }
     }
 
-    /// Whether it speaks the ezez protocol (all but the bare echo).
+    /// Whether it speaks the ezez protocol (all but the bare and floor echoes).
     pub fn ezez(self) -> bool {
-        self != Kind::Bare
+        !matches!(self, Kind::Bare | Kind::Floor)
     }
 
     /// Where its fan-out contract is served.
@@ -153,6 +156,7 @@ impl Server {
             }
             Kind::Native => (me, vec!["--serve".into(), "native".into()]),
             Kind::Bare => (me, vec!["--serve".into(), "bare".into()]),
+            Kind::Floor => (me, vec!["--serve".into(), "floor".into()]),
             Kind::Node => {
                 let script = concat!(env!("CARGO_MANIFEST_DIR"), "/node/bench-server.mjs");
                 ("node".into(), vec![script.into()])
@@ -212,7 +216,7 @@ impl Server {
     /// The time spent in handler calls so far and their number, from
     /// `/metrics` summed over every route (ws-host servers only).
     pub async fn handler_totals(&self) -> Option<HandlerTotals> {
-        if matches!(self.kind, Kind::Node | Kind::Bare) {
+        if matches!(self.kind, Kind::Node | Kind::Bare | Kind::Floor) {
             return None;
         }
         let (_, text) = ws_host_tests::http_get(self.addr, "/metrics").await;
