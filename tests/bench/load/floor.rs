@@ -16,13 +16,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 const READ_CHUNK: usize = 64 * 1024;
 
 pub async fn serve() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    println!("floor echo listening on ws://{}", listener.local_addr().unwrap());
-    loop {
-        let (stream, _) = listener.accept().await.unwrap();
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(echo(stream));
-    }
+    crate::servers::serve_each("floor echo", echo).await
 }
 
 async fn echo(mut stream: TcpStream) {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
 use ws_host::server::{App, Endpoint};
 use ws_host::{Config, Handler};
 
@@ -269,18 +270,28 @@ pub async fn serve_native() {
 
 /// A bare tokio-tungstenite echo server, with its default settings.
 pub async fn serve_bare() {
+    serve_each("bare echo", async |stream| {
+        let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
+        while let Some(Ok(message)) = ws.next().await {
+            if (message.is_binary() || message.is_text()) && ws.send(message).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
+}
+
+/// Listens on a free port, prints the address as `<name> listening on
+/// ws://...`, and serves each connection in a task of its own.
+pub async fn serve_each<F>(name: &str, serve: impl Fn(TcpStream) -> F) -> !
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    println!("bare echo listening on ws://{}", listener.local_addr().unwrap());
+    println!("{name} listening on ws://{}", listener.local_addr().unwrap());
     loop {
         let (stream, _) = listener.accept().await.unwrap();
         let _ = stream.set_nodelay(true);
-        tokio::spawn(async move {
-            let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
-            while let Some(Ok(message)) = ws.next().await {
-                if (message.is_binary() || message.is_text()) && ws.send(message).await.is_err() {
-                    return;
-                }
-            }
-        });
+        tokio::spawn(serve(stream));
     }
 }
