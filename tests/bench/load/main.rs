@@ -5,8 +5,8 @@
 //!   handler: what the sandbox costs;
 //! - `node`: Node.js with npm `ws` and `@ezez/utils`: what users run today;
 //! - `bare`: a bare tokio-tungstenite echo: what protocol and server cost;
-//! - `floor` (echo phase only): the least a tokio WebSocket echo can do
-//!   (`floor`): what the machine allows.
+//! - `floor` (echo phase only): the least a WebSocket echo on tokio can
+//!   do (`floor.rs`): what the machine allows.
 //!
 //! Phases (`BENCH_PHASES`, all by default: "echo,fanout,idle,languages,cluster"):
 //! echo closed loop over connections x payloads (rates, each server's CPU
