@@ -7,10 +7,14 @@
 //! to it as to the bare echo), no pings, no limits: a measuring stick, not a
 //! server to run.
 
+use std::io::Cursor;
+
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, OpCode};
 
 /// The room one read has at least; a frame larger than that grows it.
 const READ_CHUNK: usize = 64 * 1024;
@@ -73,52 +77,26 @@ async fn read_more(stream: &mut TcpStream, input: &mut BytesMut) -> bool {
 
 /// Writes into `output` the server's copy of each whole frame at the start
 /// of `input` (same opcode and flags, payload unmasked); returns the bytes
-/// those frames took, or `None` at a close frame, which ends the connection.
+/// those frames took, or `None` at a close frame or one that does not parse,
+/// either of which ends the connection. The headers are tungstenite's.
 fn reply_to_frames(input: &mut [u8], output: &mut Vec<u8>) -> Option<usize> {
     let mut at = 0;
-    while let Some((header, len)) = frame_at(&input[at..]) {
-        if input[at] & 0x0f == CLOSE {
+    loop {
+        let mut cursor = Cursor::new(&input[at..]);
+        let Some((mut header, len)) = FrameHeader::parse(&mut cursor).ok()? else { return Some(at) };
+        if header.opcode == OpCode::Control(Control::Close) {
             return None;
         }
-        let frame = &mut input[at..at + header + len];
-        let masked = frame[1] & 0x80 != 0;
-        let (head, payload) = frame.split_at_mut(header);
-        if masked {
-            let key: [u8; 4] = head[header - 4..].try_into().unwrap();
+        let start = at + usize::try_from(cursor.position()).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        let Some(payload) = input.get_mut(start..end) else { return Some(at) };
+        if let Some(key) = header.mask.take() {
             payload.iter_mut().enumerate().for_each(|(i, b)| *b ^= key[i % 4]);
         }
-        output.push(head[0]);
-        match len {
-            0..126 => output.push(len as u8),
-            126..65536 => {
-                output.push(126);
-                output.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            _ => {
-                output.push(127);
-                output.extend_from_slice(&(len as u64).to_be_bytes());
-            }
-        }
+        header.format(len, output).ok()?;
         output.extend_from_slice(payload);
-        at += header + len;
+        at = end;
     }
-    Some(at)
-}
-
-const CLOSE: u8 = 8;
-
-/// The header length and payload length of the frame `bytes` starts with,
-/// if all of it is there.
-fn frame_at(bytes: &[u8]) -> Option<(usize, usize)> {
-    let second = *bytes.get(1)?;
-    let mask = if second & 0x80 != 0 { 4 } else { 0 };
-    let (extended, len) = match second & 0x7f {
-        126 => (2, u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?) as usize),
-        127 => (8, usize::try_from(u64::from_be_bytes(bytes.get(2..10)?.try_into().ok()?)).ok()?),
-        short => (0, usize::from(short)),
-    };
-    let header: usize = 2 + extended + mask;
-    (bytes.len() >= header.checked_add(len)?).then_some((header, len))
 }
 
 #[cfg(test)]
