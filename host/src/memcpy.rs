@@ -23,7 +23,7 @@ const THRESHOLD: u64 = 1 << 30;
 /// secure mode). The id keeps it to that process: the processes it starts
 /// inherit the variable, not the tunable where they are started without it
 /// (the bench starts Node.js so), and have ids of their own.
-const RESTARTED: &str = "WS_HOST_MEMCPY_RESTARTED";
+pub const RESTARTED: &str = "WS_HOST_MEMCPY_RESTARTED";
 
 /// What [`restart_with_fast_memcpy`] found, for the log.
 #[derive(Debug)]

@@ -218,7 +218,7 @@ async fn on_amd_the_server_restarts_itself_with_fast_copies() {
     let ours = format!("{}=1073741824", ws_host::memcpy::TUNABLE);
     let users = format!("glibc.malloc.arena_max=2:{}=4096", ws_host::memcpy::TUNABLE);
     let amd = ws_host::memcpy::slow_rep_movsb();
-    let parents_marker = [("WS_HOST_MEMCPY_RESTARTED", "1")];
+    let parents_marker = [(ws_host::memcpy::RESTARTED, "1")];
     for (set, inherited, expected) in
         [(None, &[][..], &ours), (Some(&users), &[], &users), (None, &parents_marker, &ours)]
     {
@@ -227,7 +227,7 @@ async fn on_amd_the_server_restarts_itself_with_fast_copies() {
             .args(["run", guests::ECHO, "--port", "0"])
             .env("RUST_LOG", "ws_host=debug")
             .env_remove("GLIBC_TUNABLES")
-            .env_remove("WS_HOST_MEMCPY_RESTARTED")
+            .env_remove(ws_host::memcpy::RESTARTED)
             .envs(inherited.iter().copied());
         if let Some(tunables) = set {
             command.env("GLIBC_TUNABLES", tunables);
@@ -256,7 +256,7 @@ async fn on_amd_the_server_restarts_itself_with_fast_copies() {
 fn a_tunable_glibc_dropped_is_one_warning_not_a_restart_loop() {
     let mut command = Command::new("sh");
     command
-        .args(["-c", r#"WS_HOST_MEMCPY_RESTARTED=$$ exec "$0" "$@""#, env!("CARGO_BIN_EXE_ws-host")])
+        .args(["-c", &format!(r#"{}=$$ exec "$0" "$@""#, ws_host::memcpy::RESTARTED), env!("CARGO_BIN_EXE_ws-host")])
         .args(["run", guests::ECHO, "--port", "0"])
         .env("RUST_LOG", "warn")
         .env_remove("GLIBC_TUNABLES");
