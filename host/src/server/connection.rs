@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
@@ -22,6 +20,8 @@ use crate::registry::{Connection, Control, Outbound, Outbox};
 use crate::runtime::metrics::{HandlerMetrics, Refusal};
 use crate::runtime::{Handler, RequestInfo};
 use crate::session::{Action, INVALID_AUTH_KEY, Session};
+
+use super::socket::Socket;
 
 /// Close code and reason for a frame that is not a protocol message.
 pub const CLOSE_MALFORMED: (u16, &str) = (1002, "Malformed message");
@@ -40,7 +40,7 @@ pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(1);
 const WRITE_BURST: usize = 64;
 
 /// Serves one upgraded WebSocket until it closes.
-pub async fn serve<S>(ws: WebSocketStream<S>, request: RequestInfo, handler: Handler, config: Arc<Config>)
+pub async fn serve<S>(ws: Socket<S>, request: RequestInfo, handler: Handler, config: Arc<Config>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -50,7 +50,7 @@ where
 }
 
 async fn serve_registered<S>(
-    mut ws: WebSocketStream<S>,
+    mut ws: Socket<S>,
     request: RequestInfo,
     handler: Handler,
     config: Arc<Config>,
@@ -104,7 +104,7 @@ async fn serve_registered<S>(
                 if !reading || !control.socket_woke(cx.waker()) {
                     return Poll::Pending;
                 }
-                let frame = ready!(ws.poll_next_unpin(&mut Context::from_waker(&socket_waker)));
+                let frame = ready!(ws.poll_next(&mut Context::from_waker(&socket_waker)));
                 control.read_again();
                 Poll::Ready(frame)
             }) => Input::Read(frame),
@@ -345,11 +345,7 @@ impl Writer {
     /// Awaits `work` (the handler taking an event, which may wait for room)
     /// while what is queued keeps going out. `work` comes pinned by the
     /// caller: taken by value, it was stored twice in the connection's task.
-    async fn sending_while<S, T>(
-        &mut self,
-        ws: &mut WebSocketStream<S>,
-        mut work: Pin<&mut impl Future<Output = T>>,
-    ) -> T
+    async fn sending_while<S, T>(&mut self, ws: &mut Socket<S>, mut work: Pin<&mut impl Future<Output = T>>) -> T
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -365,7 +361,7 @@ impl Writer {
 
     /// Writes what is queued, one burst per call; ready once the writer is
     /// done.
-    fn poll_send<S>(&mut self, ws: &mut WebSocketStream<S>, cx: &mut Context<'_>) -> Poll<()>
+    fn poll_send<S>(&mut self, ws: &mut Socket<S>, cx: &mut Context<'_>) -> Poll<()>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -386,16 +382,17 @@ impl Writer {
         }
     }
 
-    fn poll_burst<S>(&mut self, ws: &mut WebSocketStream<S>, cx: &mut Context<'_>) -> Poll<tungstenite::Result<Burst>>
+    fn poll_burst<S>(&mut self, ws: &mut Socket<S>, cx: &mut Context<'_>) -> Poll<tungstenite::Result<Burst>>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let mut burst = Burst::Waiting;
         for _ in 0..WRITE_BURST {
-            ready!(ws.poll_ready_unpin(cx))?;
+            ready!(ws.poll_ready(cx))?;
             match self.outbox.poll_recv(cx) {
                 Poll::Ready(Some(item)) => {
-                    ws.start_send_unpin(self.encode(item))?;
+                    let message = self.encode(item);
+                    ws.send(cx, message)?;
                     self.unflushed = true;
                     burst = Burst::More;
                 }
@@ -411,14 +408,14 @@ impl Writer {
         }
         if burst != Burst::More && self.close.is_some() {
             // Everything queued is written: the close frame goes last.
-            ready!(ws.poll_ready_unpin(cx))?;
+            ready!(ws.poll_ready(cx))?;
             let frame = self.close.take().expect("checked");
-            ws.start_send_unpin(WsMessage::Close(Some(frame)))?;
+            ws.send(cx, WsMessage::Close(Some(frame)))?;
             self.unflushed = true;
             self.close_sent = true;
         }
         if self.unflushed {
-            ready!(ws.poll_flush_unpin(cx))?;
+            ready!(ws.poll_flush(cx))?;
             self.unflushed = false;
         }
         Poll::Ready(Ok(if self.close_sent { Burst::Done } else { burst }))
@@ -454,7 +451,9 @@ enum Burst {
 mod tests {
     use std::future::poll_fn;
 
-    use tokio_tungstenite::tungstenite::protocol::Role;
+    use futures_util::StreamExt;
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
     use super::*;
     use crate::registry::Registry;
@@ -465,7 +464,7 @@ mod tests {
         let Connection { id, outbox, .. } = registry.connect();
         // A pipe that holds 64 bytes, far less than what is queued.
         let (ours, theirs) = tokio::io::duplex(64);
-        let mut ws = WebSocketStream::from_raw_socket(ours, Role::Server, None).await;
+        let mut ws = Socket::new(ours, WebSocketConfig::default());
         let mut peer = WebSocketStream::from_raw_socket(theirs, Role::Client, None).await;
         for _ in 0..20 {
             registry.send_control(id, Message::AuthOk);

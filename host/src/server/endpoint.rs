@@ -12,12 +12,11 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_util::task::TaskTracker;
 
 use super::read_ahead::ReadAhead;
+use super::socket::Socket;
 use super::{CLOSE_GOING_AWAY, connection, websocket_config};
 use crate::config::Config;
 use crate::runtime::{Handler, RequestInfo};
@@ -118,24 +117,13 @@ impl Endpoint {
         self.inner.connections.spawn(async move { endpoint.serve_upgraded_here(stream, request).await });
     }
 
-    /// Serves an open WebSocket until it closes.
-    pub async fn serve_websocket<S>(&self, ws: WebSocketStream<S>, request: RequestInfo)
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let _tracked = self.inner.connections.token();
-        connection::serve(ws, request, self.inner.handler.clone(), self.inner.config.clone()).await;
-    }
-
     /// Serves the connection in a task of its own, so the upgrade's state
     /// is freed rather than kept for the connection's lifetime.
     async fn serve_upgraded_here<S>(&self, stream: S, request: RequestInfo)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let stream = ReadAhead::new(stream);
-        let ws =
-            WebSocketStream::from_raw_socket(stream, Role::Server, Some(websocket_config(&self.inner.config))).await;
+        let ws = Socket::new(ReadAhead::new(stream), websocket_config(&self.inner.config));
         let connection = connection::serve(ws, request, self.inner.handler.clone(), self.inner.config.clone());
         self.inner.connections.spawn(connection);
     }

@@ -10,6 +10,7 @@ mod connection;
 mod endpoint;
 mod metrics;
 mod read_ahead;
+mod socket;
 
 pub use app::App;
 pub use connection::{CLOSE_MALFORMED, CLOSE_REJECTED, CLOSE_TOO_BIG};

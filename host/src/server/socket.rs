@@ -1,0 +1,133 @@
+//! A server's WebSocket over an async byte stream: tungstenite's protocol
+//! state machine ([`WebSocketContext`]), driven from the connection's polls.
+//!
+//! tokio-tungstenite's `WebSocketStream` does the same behind a sync adapter
+//! that owns the stream and reaches the task through two proxy wakers, one
+//! registered on every read and one on every write, each wake passing through
+//! a proxy. Here each call lends the poll's own [`Context`] to the stream for
+//! its duration, so a wake goes straight to the task: ~0.6k fewer
+//! instructions an echo (BENCHMARKS.md). The protocol itself (framing,
+//! fragments, control frames, the close handshake, limits) stays tungstenite's.
+
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
+use tokio_tungstenite::tungstenite::{Error, Message};
+
+/// One upgraded connection's WebSocket, server side.
+pub struct Socket<S> {
+    io: S,
+    protocol: WebSocketContext,
+    /// The connection closed or failed: nothing more is read.
+    ended: bool,
+    /// Nothing is left in tungstenite's write buffer that a flush must
+    /// push out before more is queued.
+    ready: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
+    /// A socket on a stream whose upgrade is done.
+    pub fn new(io: S, config: WebSocketConfig) -> Self {
+        Socket { io, protocol: WebSocketContext::new(Role::Server, Some(config)), ended: false, ready: true }
+    }
+
+    /// The next message; `None` once the connection is closed. Control
+    /// frames are answered on the way (a ping's pong, a close's reply).
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match would_block(self.protocol.read(&mut Lent { io: &mut self.io, cx })) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(message)) => Poll::Ready(Some(Ok(message))),
+            Poll::Ready(Err(error)) => {
+                self.ended = true;
+                match error {
+                    Error::ConnectionClosed | Error::AlreadyClosed => Poll::Ready(None),
+                    error => Poll::Ready(Some(Err(error))),
+                }
+            }
+        }
+    }
+
+    /// Ready when a message may be queued: what an earlier write left in
+    /// tungstenite's buffer is flushed first.
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.ready {
+            return Poll::Ready(Ok(()));
+        }
+        let flushed = std::task::ready!(would_block(self.protocol.flush(&mut Lent { io: &mut self.io, cx })));
+        self.ready = true;
+        Poll::Ready(flushed)
+    }
+
+    /// Queues a message (after [`poll_ready`](Self::poll_ready)); it may go
+    /// out at once when tungstenite's buffer is full.
+    pub fn send(&mut self, cx: &mut Context<'_>, message: Message) -> Result<(), Error> {
+        match self.protocol.write(&mut Lent { io: &mut self.io, cx }, message) {
+            Err(Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
+                // Queued, not sent: the next `poll_ready` flushes it.
+                self.ready = false;
+                Ok(())
+            }
+            result => result,
+        }
+    }
+
+    /// Writes out everything queued.
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let flushed = std::task::ready!(would_block(self.protocol.flush(&mut Lent { io: &mut self.io, cx })));
+        self.ready = true;
+        match flushed {
+            // The close handshake just finished: the flush did its part.
+            Err(Error::ConnectionClosed) => Poll::Ready(Ok(())),
+            other => Poll::Ready(other),
+        }
+    }
+}
+
+/// A tungstenite result whose `WouldBlock` means "the stream is not ready":
+/// the lent context was registered with it, so the task is woken when it is.
+fn would_block<T>(result: Result<T, Error>) -> Poll<Result<T, Error>> {
+    match result {
+        Err(Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+        other => Poll::Ready(other),
+    }
+}
+
+/// The stream with a poll's context lent to it, as the blocking `Read` and
+/// `Write` tungstenite drives: "not ready" becomes `WouldBlock`.
+struct Lent<'a, 'b, S> {
+    io: &'a mut S,
+    cx: &'a mut Context<'b>,
+}
+
+impl<S: AsyncRead + Unpin> Read for Lent<'_, '_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut buf = ReadBuf::new(buf);
+        match Pin::new(&mut *self.io).poll_read(self.cx, &mut buf) {
+            Poll::Ready(Ok(())) => Ok(buf.filled().len()),
+            Poll::Ready(Err(error)) => Err(error),
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> Write for Lent<'_, '_, S> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match Pin::new(&mut *self.io).poll_write(self.cx, data) {
+            Poll::Ready(result) => result,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match Pin::new(&mut *self.io).poll_flush(self.cx) {
+            Poll::Ready(result) => result,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
