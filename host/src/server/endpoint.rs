@@ -84,7 +84,9 @@ impl Endpoint {
         let endpoint = self.clone();
         self.inner.connections.spawn(async move {
             match on_upgrade.await {
-                Ok(upgraded) => endpoint.serve_upgraded_here(TokioIo::new(upgraded), info).await,
+                // The connection gets a task of its own: the upgrade's state
+                // is freed rather than kept for the connection's lifetime.
+                Ok(upgraded) => endpoint.serve_upgraded(TokioIo::new(upgraded), info),
                 Err(error) => tracing::debug!("upgrade failed: {error}"),
             }
         });
@@ -110,16 +112,6 @@ impl Endpoint {
     /// Serves a stream on which the HTTP upgrade already happened (any
     /// server that can hand one over), in a task of this endpoint.
     pub fn serve_upgraded<S>(&self, stream: S, request: RequestInfo)
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let endpoint = self.clone();
-        self.inner.connections.spawn(async move { endpoint.serve_upgraded_here(stream, request).await });
-    }
-
-    /// Serves the connection in a task of its own, so the upgrade's state
-    /// is freed rather than kept for the connection's lifetime.
-    async fn serve_upgraded_here<S>(&self, stream: S, request: RequestInfo)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {

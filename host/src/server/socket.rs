@@ -131,3 +131,70 @@ impl<S: AsyncWrite + Unpin> Write for Lent<'_, '_, S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
+
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    use super::*;
+
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    async fn pair() -> (Socket<tokio::io::DuplexStream>, WebSocketStream<tokio::io::DuplexStream>) {
+        let (ours, theirs) = tokio::io::duplex(1024);
+        (
+            Socket::new(ours, WebSocketConfig::default()),
+            WebSocketStream::from_raw_socket(theirs, Role::Client, None).await,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_read_that_finds_nothing_waits_and_the_peer_wakes_the_polling_task() {
+        let (mut socket, mut peer) = pair().await;
+        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(socket.poll_next(&mut cx).is_pending());
+        peer.send(Message::text("hello")).await.unwrap();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "the lent context was registered with the stream");
+        match socket.poll_next(&mut cx) {
+            Poll::Ready(Some(Ok(message))) => assert_eq!(message, Message::text("hello")),
+            other => panic!("expected the message, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_go_out_in_order_and_a_close_handshake_ends_the_stream() {
+        let (mut socket, mut peer) = pair().await;
+        std::future::poll_fn(|cx| {
+            std::task::ready!(socket.poll_ready(cx)).unwrap();
+            socket.send(cx, Message::binary(vec![1, 2])).unwrap();
+            socket.send(cx, Message::text("two")).unwrap();
+            socket.poll_flush(cx)
+        })
+        .await
+        .unwrap();
+        assert_eq!(peer.next().await.unwrap().unwrap(), Message::binary(vec![1, 2]));
+        assert_eq!(peer.next().await.unwrap().unwrap(), Message::text("two"));
+
+        let bye = CloseFrame { code: CloseCode::from(4000), reason: "bye".into() };
+        peer.send(Message::Close(Some(bye.clone()))).await.unwrap();
+        let closed = std::future::poll_fn(|cx| socket.poll_next(cx)).await;
+        assert_eq!(closed.unwrap().unwrap(), Message::Close(Some(bye.clone())));
+        assert!(std::future::poll_fn(|cx| socket.poll_next(cx)).await.is_none(), "then the stream ends");
+        assert_eq!(peer.next().await.unwrap().unwrap(), Message::Close(Some(bye)), "the close is answered");
+    }
+}
