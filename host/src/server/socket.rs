@@ -5,8 +5,8 @@
 //! that owns the stream and reaches the task through two proxy wakers, one
 //! registered on every read and one on every write, each wake passing through
 //! a proxy. Here each call lends the poll's own [`Context`] to the stream for
-//! its duration, so a wake goes straight to the task: ~0.6k fewer
-//! instructions an echo (BENCHMARKS.md). The protocol itself (framing,
+//! its duration, so a wake goes straight to the task: ~0.4k fewer
+//! instructions an echo, 2-3% (BENCHMARKS.md). The protocol itself (framing,
 //! fragments, control frames, the close handshake, limits) stays tungstenite's.
 
 use std::io::{self, Read, Write};
