@@ -29,8 +29,8 @@ cargo test --workspace
 
 step "lints"
 cargo clippy --workspace --all-targets -- -D warnings
-# Broken or private doc links fail too.
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+# Broken or private doc links fail too, in the docs of private items as well.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet --document-private-items
 for guests in examples/guests tests/guests; do
     CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/guests" \
         cargo clippy --release --target wasm32-wasip2 --manifest-path "$guests/Cargo.toml" -- -D warnings

@@ -49,7 +49,7 @@ pub fn hostcall_fuel_exhausted(error: &wasmtime::Error, fuel: usize) -> Option<S
 }
 
 /// Names the counts when wasmtime refused one too many, which it says as
-/// "<what> count too high at <n>"; `None` for any other error.
+/// `"<what> count too high at <n>"`; `None` for any other error.
 pub fn counts_exceeded(error: &wasmtime::Error) -> Option<String> {
     error.to_string().contains("count too high").then(|| {
         format!(

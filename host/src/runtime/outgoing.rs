@@ -1,7 +1,7 @@
 //! The handler's `outgoing` interface, defined from its declared types:
 //! each call turns its arguments into wire values, encodes the event once
 //! and queues it for every client the target names. Events of strings and
-//! bytes (the shapes of [`TypedCall`]) take them typed; the others as
+//! bytes (the shapes of [`TypedCall`](super::args::TypedCall)) take them typed; the others as
 //! `Val`s, a `Val` per byte of a `list<u8>`.
 
 use std::sync::Arc;
