@@ -56,36 +56,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     /// Ready when a message may be queued: what an earlier write left in
     /// tungstenite's buffer is flushed first.
     pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        if self.ready {
-            return Poll::Ready(Ok(()));
-        }
-        let flushed = std::task::ready!(would_block(self.protocol.flush(&mut Lent { io: &mut self.io, cx })));
-        self.ready = true;
-        Poll::Ready(flushed)
+        if self.ready { Poll::Ready(Ok(())) } else { self.poll_write_out(cx) }
     }
 
     /// Queues a message (after [`poll_ready`](Self::poll_ready)); it may go
     /// out at once when tungstenite's buffer is full.
     pub fn send(&mut self, cx: &mut Context<'_>, message: Message) -> Result<(), Error> {
-        match self.protocol.write(&mut Lent { io: &mut self.io, cx }, message) {
-            Err(Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
+        match would_block(self.protocol.write(&mut Lent { io: &mut self.io, cx }, message)) {
+            Poll::Ready(result) => result,
+            Poll::Pending => {
                 // Queued, not sent: the next `poll_ready` flushes it.
                 self.ready = false;
                 Ok(())
             }
-            result => result,
         }
     }
 
     /// Writes out everything queued.
     pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let flushed = std::task::ready!(would_block(self.protocol.flush(&mut Lent { io: &mut self.io, cx })));
-        self.ready = true;
-        match flushed {
+        match std::task::ready!(self.poll_write_out(cx)) {
             // The close handshake just finished: the flush did its part.
             Err(Error::ConnectionClosed) => Poll::Ready(Ok(())),
             other => Poll::Ready(other),
         }
+    }
+
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let flushed = std::task::ready!(would_block(self.protocol.flush(&mut Lent { io: &mut self.io, cx })));
+        self.ready = true;
+        Poll::Ready(flushed)
     }
 }
 
