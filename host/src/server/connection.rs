@@ -391,8 +391,7 @@ impl Writer {
             ready!(ws.poll_ready(cx))?;
             match self.outbox.poll_recv(cx) {
                 Poll::Ready(Some(item)) => {
-                    let message = self.encode(item);
-                    ws.send(cx, message)?;
+                    ws.send(cx, self.encode(item))?;
                     self.unflushed = true;
                     burst = Burst::More;
                 }

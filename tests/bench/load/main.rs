@@ -50,8 +50,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// What `--help` prints: the knobs, all read from the environment.
 const HELP: &str = "\
 bench-load: ws-host's load benchmark, with its baselines in the same run (a native-handler ws-host,
-Node.js ws + @ezez/utils, a bare tokio-tungstenite echo; in the echo phase also the floor, the least a WebSocket echo can do). Run it through `bash tests/bench/run.sh`,
-which builds everything, pins the servers to cpu 0 and this generator to cpu 1.
+Node.js ws + @ezez/utils, a bare tokio-tungstenite echo; in the echo phase also the floor, the least
+a WebSocket echo can do). Run it through `bash tests/bench/run.sh`, which builds everything, pins
+the servers to cpu 0 and this generator to cpu 1.
 
 Knobs (environment, defaults in brackets):
   BENCH_PHASES       phases to run, of echo, fanout, flood, idle, languages, cluster
