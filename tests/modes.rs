@@ -106,6 +106,56 @@ async fn standalone_routes_several_handlers_by_path_with_health_and_static_files
 }
 
 #[tokio::test]
+async fn shutdown_closes_idle_keep_alive_http_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An idle connection waiting for its next request is also dropped after
+    // the auth timeout: made longer than a test step, so that only the
+    // shutdown can close it here.
+    let config = ws_host::Config { auth_timeout_ms: 600_000, ..Default::default() };
+    let handler = ws_host::Handler::load_file(ws_host_tests::runtime(), guests::ECHO.as_ref(), &config).unwrap();
+    let app = App::new().default_endpoint(ws_host::server::Endpoint::new(handler, config));
+    let (listener, addr) = listener().await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let mut browser = tokio::net::TcpStream::connect(addr).await.unwrap();
+    browser.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).await.unwrap();
+    let mut response = [0; 1024];
+    let n = tokio::time::timeout(STEP, browser.read(&mut response)).await.unwrap().unwrap();
+    assert!(response[..n].starts_with(b"HTTP/1.1 200 OK\r\n"), "{}", String::from_utf8_lossy(&response[..n]));
+
+    // The connection is kept open for a next request until the server stops.
+    stop.send(()).unwrap();
+    let n = tokio::time::timeout(STEP, browser.read(&mut response)).await.expect("closed in time").unwrap();
+    assert_eq!(n, 0, "closed without another response");
+    tokio::time::timeout(STEP, server).await.unwrap().unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_frame_sent_along_with_the_upgrade_request_reaches_the_handler() {
+    // The standalone server and hyper's own hand the TCP stream back out of
+    // the upgrade, with what hyper read past the request; axum's server
+    // wraps the stream, and hyper's box is served with those bytes inside.
+    let echo = endpoint(guests::ECHO);
+    let (standalone, standalone_addr) = listener().await;
+    tokio::spawn(App::new().default_endpoint(echo.clone()).serve(standalone, std::future::pending()));
+    let (hyper, hyper_addr) = listener().await;
+    tokio::spawn(example_hyper_service::serve(hyper, echo.clone()));
+    let (axum, axum_addr) = listener().await;
+    tokio::spawn(example_axum_app::serve(axum, echo.clone(), std::future::pending()));
+
+    let auth = Message::Auth { key: "k".into(), version: Value::Number(1.0) };
+    for (addr, path) in [(standalone_addr, "/"), (hyper_addr, "/ws"), (axum_addr, "/ws")] {
+        let mut client = Client::connect_sending(addr, path, &auth).await;
+        assert_eq!(client.recv().await, Message::AuthOk, "{addr}{path}");
+        assert_eq!(client.request("echo", vec![s(path)]).await.args, vec![s(path)]);
+    }
+    echo.shutdown().await;
+    assert!(echo.handler().registry().is_empty());
+}
+
+#[tokio::test]
 async fn attached_to_an_axum_app_http_and_websocket_share_one_port() {
     let chat = endpoint(guests::CHAT);
     let (listener, addr) = listener().await;

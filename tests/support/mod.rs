@@ -210,6 +210,37 @@ impl Client {
         Client { ws, next_id: 0, codec: Codec::Binary, backlog: Vec::new(), pings: 0 }
     }
 
+    /// Connects as a client that does not wait for the `101`: the upgrade
+    /// request and `first` leave in one write, so the server reads the
+    /// frame along with the request.
+    pub async fn connect_sending(addr: SocketAddr, path: &str, first: &Message) -> Client {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_tungstenite::tungstenite::protocol::{Role, WebSocket};
+        let mut frame = std::io::Cursor::new(Vec::new());
+        WebSocket::from_raw_socket(&mut frame, Role::Client, None)
+            .send(Codec::Binary.encode(first).into())
+            .expect("encode the frame");
+        let mut bytes = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        .into_bytes();
+        bytes.extend_from_slice(frame.get_ref());
+        let upgrade = async {
+            let mut stream = TcpStream::connect(addr).await.expect("connect");
+            stream.write_all(&bytes).await.expect("send");
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                head.push(stream.read_u8().await.expect("read the response"));
+            }
+            assert!(head.starts_with(b"HTTP/1.1 101 "), "{}", String::from_utf8_lossy(&head));
+            stream
+        };
+        let stream = tokio::time::timeout(STEP, upgrade).await.expect("upgraded in time");
+        let ws = WebSocketStream::from_raw_socket(MaybeTlsStream::Plain(stream), Role::Client, None).await;
+        Client { ws, next_id: 0, codec: Codec::Binary, backlog: Vec::new(), pings: 0 }
+    }
+
     pub async fn send_frame(&mut self, frame: WsMessage) {
         self.ws.send(frame).await.expect("send");
     }

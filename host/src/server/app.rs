@@ -1,5 +1,13 @@
 //! The standalone server: WebSocket routes by path, `/healthz`, `/metrics`
 //! and an optional static folder on one port, with graceful shutdown.
+//!
+//! Connections are served by hyper's own HTTP/1 connection, not hyper-util's
+//! `auto` one: `auto` wraps every stream in a private type of its own, so an
+//! upgraded stream could only be used through hyper's boxed `Upgraded`, and
+//! every WebSocket read and write would pass four layers (the box, two
+//! rewind buffers, two I/O adapters). Given hyper's own, [`Endpoint`] takes
+//! the TCP stream back out of the upgrade. hyper-util's graceful shutdown
+//! does not take hyper's upgradeable connections, so it is done here.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -11,12 +19,13 @@ use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use socket2::{SockRef, TcpKeepalive};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
 
@@ -87,9 +96,10 @@ impl App {
         let endpoints = self.endpoints();
         let header_timeout = endpoints.first().map_or(Duration::from_secs(5), |e| e.config().auth_timeout());
         let router = self.router();
-        let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
-        builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
-        let connections = GracefulShutdown::new();
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+        let connections = TaskTracker::new();
+        let stopping = CancellationToken::new();
         let mut accept_errors = AcceptErrors::default();
         tokio::pin!(shutdown);
         loop {
@@ -112,13 +122,9 @@ impl App {
                         request.extensions_mut().insert(ConnectInfo(remote));
                         request.map(Body::new)
                     });
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
-                    let connection = connections.watch(connection.into_owned());
-                    tokio::spawn(async move {
-                        if let Err(error) = connection.await {
-                            tracing::trace!(%remote, "HTTP connection ended: {error}");
-                        }
-                    });
+                    let connection =
+                        http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)).with_upgrades();
+                    connections.spawn(serve_http(connection, stopping.clone(), remote));
                 }
                 () = &mut shutdown => break,
             }
@@ -126,11 +132,38 @@ impl App {
         drop(listener);
         futures_util::future::join_all(endpoints.iter().map(Endpoint::close_all)).await;
         // Plain HTTP requests in flight finish; upgraded connections belong to the endpoints.
-        if tokio::time::timeout(Duration::from_secs(10), connections.shutdown()).await.is_err() {
+        stopping.cancel();
+        connections.close();
+        if tokio::time::timeout(Duration::from_secs(10), connections.wait()).await.is_err() {
             tracing::warn!("HTTP connections did not finish in time");
         }
         futures_util::future::join_all(endpoints.iter().map(Endpoint::shutdown)).await;
         Ok(())
+    }
+}
+
+/// Serves one HTTP connection until it ends or is upgraded; once `stopping`
+/// is cancelled, the request in flight is answered and the connection closed.
+async fn serve_http<S>(
+    connection: http1::UpgradeableConnection<TokioIo<tokio::net::TcpStream>, S>,
+    stopping: CancellationToken,
+    remote: std::net::SocketAddr,
+) where
+    S: hyper::service::HttpService<Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(connection);
+    let ended = tokio::select! {
+        ended = connection.as_mut() => ended,
+        () = stopping.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = ended {
+        tracing::trace!(%remote, "HTTP connection ended: {error}");
     }
 }
 

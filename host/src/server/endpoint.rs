@@ -10,8 +10,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;
+use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_util::task::TaskTracker;
 
@@ -86,7 +88,7 @@ impl Endpoint {
             match on_upgrade.await {
                 // The connection gets a task of its own: the upgrade's state
                 // is freed rather than kept for the connection's lifetime.
-                Ok(upgraded) => endpoint.serve_upgraded(TokioIo::new(upgraded), info),
+                Ok(upgraded) => endpoint.serve_hyper_upgraded(upgraded, info),
                 Err(error) => tracing::debug!("upgrade failed: {error}"),
             }
         });
@@ -115,7 +117,25 @@ impl Endpoint {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let ws = Socket::new(ReadAhead::new(stream), websocket_config(&self.inner.config));
+        self.serve(ReadAhead::new(stream), request);
+    }
+
+    /// Serves what hyper upgraded. When hyper served a plain TCP stream (as
+    /// [`App`](super::App) and hyper's own HTTP/1 server do), the stream is
+    /// taken out of hyper's box, so that reads and writes go straight to the
+    /// socket; otherwise (axum's server wraps it) the box is served.
+    fn serve_hyper_upgraded(&self, upgraded: Upgraded, request: RequestInfo) {
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => self.serve(ReadAhead::after(parts.io.into_inner(), parts.read_buf), request),
+            Err(upgraded) => self.serve(ReadAhead::new(TokioIo::new(upgraded)), request),
+        }
+    }
+
+    fn serve<S>(&self, stream: ReadAhead<S>, request: RequestInfo)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let ws = Socket::new(stream, websocket_config(&self.inner.config));
         let connection = connection::serve(ws, request, self.inner.handler.clone(), self.inner.config.clone());
         self.inner.connections.spawn(connection);
     }

@@ -33,7 +33,13 @@ pub struct ReadAhead<S> {
 
 impl<S> ReadAhead<S> {
     pub fn new(inner: S) -> Self {
-        ReadAhead { inner, spill: BytesMut::new(), error: None }
+        ReadAhead::after(inner, bytes::Bytes::new())
+    }
+
+    /// A stream whose first reads return `read` (bytes an HTTP server read
+    /// past the upgrade request), then what `inner` gives.
+    pub fn after(inner: S, read: bytes::Bytes) -> Self {
+        ReadAhead { inner, spill: read.into(), error: None }
     }
 
     /// Frees the spill once nothing is left in it.
