@@ -49,7 +49,7 @@ pub trait NativeHandler: Send + 'static {
 /// WebAssembly actor does. A panic answers like a trap: the event gets an
 /// error reply, the log says which event, and the handler keeps serving.
 pub(super) fn run(mut handler: Box<dyn NativeHandler>, shared: Weak<Shared>, mut queue: mpsc::Receiver<Job>) {
-    while let Some(job) = queue.blocking_recv() {
+    while let Some(job) = super::actor::next_job(&mut queue) {
         let Some(shared) = shared.upgrade() else { break };
         let registry = &shared.registry;
         match job {

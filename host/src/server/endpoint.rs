@@ -67,7 +67,10 @@ impl Endpoint {
     /// else gets `426 Upgrade Required` (or `503` once shut down). Works
     /// under any server that puts hyper's upgrade handle in the request's
     /// extensions (hyper, axum). `remote_addr` may be `None`: it is then taken
-    /// from axum's `ConnectInfo` when present.
+    /// from axum's `ConnectInfo` when present. Served by hyper's own HTTP/1
+    /// connection over `TokioIo<TcpStream>`, the connection then reads and
+    /// writes the TCP stream directly; under other servers, through hyper's
+    /// boxed stream (~2% more CPU an echo).
     pub fn upgrade<B>(&self, mut request: Request<B>, remote_addr: Option<SocketAddr>) -> Response<Body> {
         if self.inner.closed.load(Ordering::Acquire) {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
