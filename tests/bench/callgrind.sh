@@ -11,6 +11,12 @@
 # echoF64 and echoRecord (the fixture handler: a number, a record), say
 # (the chat) or blast (the fixture sends 100 `blob`s of PAYLOAD_BYTES:
 # the count is per blast, a hundredth of it per outgoing event).
+# CACHE=1 counts last-level data misses (reads and writes) per echo instead,
+# with callgrind's cache model set to this machine's CPU (32 KiB first-level
+# data cache, its 1 MiB second level as the last).
+# Counts move with how batches form: comparing two builds wants their runs
+# taken in turns and N of 4000 or more (a single pair of 2000 echoes over 100
+# connections moves ~0.3k instructions between runs of the same build).
 # Needs valgrind and the release build of tests/bench/run.sh. The profiles
 # stay in $out for callgrind_annotate.
 set -euo pipefail
@@ -39,6 +45,14 @@ esac
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
 [ -x "${command[0]}" ] || { echo "${command[0]} is missing: run PROFILE=release bash tests/bench/run.sh first" >&2; exit 1; }
 out="${TMPDIR:-/tmp}/ws-host-callgrind"
+if [ "${CACHE:-0}" = 1 ]; then
+    model=(--cache-sim=yes --D1=32768,8,64 --LL=1048576,8,64)
+    # Events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw.
+    counted="last-level data misses" fields="8 9"
+else
+    model=()
+    counted="instructions" fields="1"
+fi
 mkdir -p "$out"
 
 # Prints the address the server logged to $1 once it listens; nothing if it
@@ -53,11 +67,11 @@ address_in() {
     echo "$addr"
 }
 
-# Prints the instructions the server ran until it had answered $1 echoes.
-instructions() {
+# Prints the $counted of the server until it had answered $1 echoes.
+total() {
     local profile="$out/$server.$1" log="$out/$server.$1.stdout"
     rm -f "$profile" "$profile".*
-    valgrind --tool=callgrind --callgrind-out-file="$profile" "${command[@]}" >"$log" 2>"$out/$server.$1.stderr" &
+    valgrind --tool=callgrind "${model[@]}" --callgrind-out-file="$profile" "${command[@]}" >"$log" 2>"$out/$server.$1.stderr" &
     local pid=$!
     local addr
     addr=$(address_in "$log")
@@ -67,9 +81,16 @@ instructions() {
     callgrind_control --dump "$pid" >/dev/null 2>&1
     kill -9 "$pid"
     wait "$pid" 2>/dev/null || true
-    callgrind_annotate "$profile".1 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }'
+    # The totals line follows each count with its share in brackets: dropped.
+    callgrind_annotate "$profile".1 2>/dev/null |
+        awk -v fields="$fields" '/PROGRAM TOTALS/ {
+            gsub(/\([^)]*\)/, ""); gsub(",", "")
+            n = split(fields, f, " "); total = 0
+            for (i = 1; i <= n; i++) total += $f[i]
+            print total
+        }'
 }
 
-few=$(instructions "$count")
-many=$(instructions $((count * 3)))
-echo "$server: $(( (many - few) / (count * 2) )) instructions per $request of $size B over $connections connection(s) ($few for $count, $many for $((count * 3)))"
+few=$(total "$count")
+many=$(total $((count * 3)))
+echo "$server: $(( (many - few) / (count * 2) )) $counted per $request of $size B over $connections connection(s) ($few for $count, $many for $((count * 3)))"
