@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use ws_host::codec::{Message, Value};
 use ws_host::server::App;
-use ws_host_tests::{Client, STEP, endpoint, guests, http_get, refused_with, s};
+use ws_host_tests::{Client, STEP, endpoint, endpoint_with, guests, http_get, refused_with, s};
 
 async fn listener() -> (TcpListener, SocketAddr) {
     let listener = ws_host::server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -112,8 +112,7 @@ async fn shutdown_closes_idle_keep_alive_http_connections() {
     // the auth timeout: made longer than a test step, so that only the
     // shutdown can close it here.
     let config = ws_host::Config { auth_timeout_ms: 600_000, ..Default::default() };
-    let handler = ws_host::Handler::load_file(ws_host_tests::runtime(), guests::ECHO.as_ref(), &config).unwrap();
-    let app = App::new().default_endpoint(ws_host::server::Endpoint::new(handler, config));
+    let app = App::new().default_endpoint(endpoint_with(guests::ECHO, config));
     let (listener, addr) = listener().await;
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(listener, async {

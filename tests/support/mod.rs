@@ -368,7 +368,11 @@ impl Client {
 
 /// Loads a guest as an endpoint with the default config.
 pub fn endpoint(wasm: &str) -> ws_host::server::Endpoint {
-    let config = Config::default();
+    endpoint_with(wasm, Config::default())
+}
+
+/// Loads a guest as an endpoint with `config`.
+pub fn endpoint_with(wasm: &str, config: Config) -> ws_host::server::Endpoint {
     let handler = Handler::load_file(runtime(), wasm.as_ref(), &config).expect("load handler");
     ws_host::server::Endpoint::new(handler, config)
 }

@@ -4,8 +4,8 @@
 //! Connections are served by hyper's own HTTP/1 connection, not hyper-util's
 //! `auto` one: `auto` wraps every stream in a private type of its own, so an
 //! upgraded stream could only be used through hyper's boxed `Upgraded`, and
-//! every WebSocket read and write would pass four layers (the box, two
-//! rewind buffers, two I/O adapters). Given hyper's own, [`Endpoint`] takes
+//! every WebSocket read and write would pass the box, two rewind buffers and
+//! two I/O adapters. Given hyper's own, [`Endpoint`] takes
 //! the TCP stream back out of the upgrade. hyper-util's graceful shutdown
 //! does not take hyper's upgradeable connections, so it is done here.
 

@@ -15,7 +15,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Most bytes one read-ahead takes from the socket.
@@ -33,12 +33,12 @@ pub struct ReadAhead<S> {
 
 impl<S> ReadAhead<S> {
     pub fn new(inner: S) -> Self {
-        ReadAhead::after(inner, bytes::Bytes::new())
+        ReadAhead::after(inner, Bytes::new())
     }
 
     /// A stream whose first reads return `read` (bytes an HTTP server read
     /// past the upgrade request), then what `inner` gives.
-    pub fn after(inner: S, read: bytes::Bytes) -> Self {
+    pub fn after(inner: S, read: Bytes) -> Self {
         ReadAhead { inner, spill: read.into(), error: None }
     }
 

@@ -107,27 +107,27 @@ struct Lent<'a, 'b, S> {
 impl<S: AsyncRead + Unpin> Read for Lent<'_, '_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut buf = ReadBuf::new(buf);
-        match Pin::new(&mut *self.io).poll_read(self.cx, &mut buf) {
-            Poll::Ready(Ok(())) => Ok(buf.filled().len()),
-            Poll::Ready(Err(error)) => Err(error),
-            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-        }
+        blocking(Pin::new(&mut *self.io).poll_read(self.cx, &mut buf))?;
+        Ok(buf.filled().len())
     }
 }
 
 impl<S: AsyncWrite + Unpin> Write for Lent<'_, '_, S> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        match Pin::new(&mut *self.io).poll_write(self.cx, data) {
-            Poll::Ready(result) => result,
-            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-        }
+        blocking(Pin::new(&mut *self.io).poll_write(self.cx, data))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match Pin::new(&mut *self.io).poll_flush(self.cx) {
-            Poll::Ready(result) => result,
-            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-        }
+        blocking(Pin::new(&mut *self.io).poll_flush(self.cx))
+    }
+}
+
+/// An async result as a blocking call reports it: "not ready" is
+/// `WouldBlock` (the reverse of [`would_block`]).
+fn blocking<T>(poll: Poll<io::Result<T>>) -> io::Result<T> {
+    match poll {
+        Poll::Ready(result) => result,
+        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
     }
 }
 
