@@ -39,7 +39,10 @@ impl<S> ReadAhead<S> {
     /// A stream whose first reads return `read` (bytes an HTTP server read
     /// past the upgrade request), then what `inner` gives.
     pub fn after(inner: S, read: Bytes) -> Self {
-        ReadAhead { inner, spill: read.into(), error: None }
+        // Copied, not converted: `read` is a slice of the HTTP server's read
+        // buffer (8 KiB or more), which `BytesMut::from(Bytes)` would take over
+        // whole, even when empty, and an idle connection would keep.
+        ReadAhead { inner, spill: BytesMut::from(&read[..]), error: None }
     }
 
     /// Frees the spill once nothing is left in it.
@@ -155,6 +158,27 @@ mod tests {
         let data: Vec<u8> = (0..3 * SPILL_BYTES + 100).map(|i| (i % 241) as u8).collect();
         let (out, _) = read_all(&data, 2048).await;
         assert_eq!(out, data);
+    }
+
+    #[tokio::test]
+    async fn bytes_read_past_the_upgrade_come_first_and_keep_nothing_of_the_http_buffer() {
+        let (mut writer, reader) = tokio::io::duplex(1024);
+        writer.write_all(b" world").await.unwrap();
+        // What hyper hands over: the rest of its read buffer, frozen.
+        let mut http_buffer = BytesMut::with_capacity(8 * 1024);
+        http_buffer.extend_from_slice(b"GET / HTTP/1.1\r\n\r\nhello");
+        let past_request = http_buffer.split_off(18).freeze();
+        let mut reader = ReadAhead::after(reader, past_request);
+        assert_eq!(reader.spill.capacity(), 5, "the read bytes, not the HTTP buffer");
+        let mut buf = [0; 2048];
+        assert_eq!(reader.read(&mut buf).await.unwrap(), 5);
+        assert_eq!(&buf[..5], b"hello");
+        assert_eq!(reader.read(&mut buf).await.unwrap(), 6);
+        assert_eq!(&buf[..6], b" world");
+
+        let nothing_past_it = BytesMut::with_capacity(8 * 1024).freeze();
+        let reader = ReadAhead::after(tokio::io::empty(), nothing_past_it);
+        assert_eq!(reader.spill.capacity(), 0, "an idle connection keeps no buffer");
     }
 
     #[tokio::test]
