@@ -391,6 +391,11 @@ impl Writer {
             ready!(ws.poll_ready(cx))?;
             match self.outbox.poll_recv(cx) {
                 Poll::Ready(Some(item)) => {
+                    if matches!(item, Outbound::Ping) {
+                        // The heartbeat: when a connection may give back
+                        // what a big message made its buffers hold.
+                        ws.release_buffers(cx)?;
+                    }
                     ws.send(cx, self.encode(item))?;
                     self.unflushed = true;
                     burst = Burst::More;

@@ -8,6 +8,7 @@
 mod app;
 mod connection;
 mod endpoint;
+mod frame_boundary;
 mod metrics;
 mod read_ahead;
 mod socket;

@@ -8,6 +8,11 @@
 //! its duration, so a wake goes straight to the task: ~0.4k fewer
 //! instructions an echo, 2-3% (BENCHMARKS.md). The protocol itself (framing,
 //! fragments, control frames, the close handshake, limits) stays tungstenite's.
+//!
+//! tungstenite's buffers keep the size of the biggest message a connection
+//! ever read or wrote (2 MiB for one message of 1 MiB), and it has no way to
+//! shrink them; [`Socket::release_buffers`] swaps in a fresh context instead,
+//! where the old one holds nothing.
 
 use std::io::{self, Read, Write};
 use std::pin::Pin;
@@ -16,6 +21,8 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tokio_tungstenite::tungstenite::{Error, Message};
+
+use super::frame_boundary::FrameBoundary;
 
 /// One upgraded connection's WebSocket, server side.
 pub struct Socket<S> {
@@ -26,12 +33,27 @@ pub struct Socket<S> {
     /// Nothing is left in tungstenite's write buffer that a flush must
     /// push out before more is queued.
     ready: bool,
+    /// Where the bytes read so far stand among the client's frames.
+    input: FrameBoundary,
+    /// The last read found no whole frame: tungstenite holds no frame
+    /// bytes beyond what `input` says are in flight.
+    read_all: bool,
+    /// The biggest message written since the context was made.
+    largest_written: usize,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     /// A socket on a stream whose upgrade is done.
     pub fn new(io: S, config: WebSocketConfig) -> Self {
-        Socket { io, protocol: WebSocketContext::new(Role::Server, Some(config)), ended: false, ready: true }
+        Socket {
+            io,
+            protocol: WebSocketContext::new(Role::Server, Some(config)),
+            ended: false,
+            ready: true,
+            input: FrameBoundary::default(),
+            read_all: false,
+            largest_written: 0,
+        }
     }
 
     /// The next message; `None` once the connection is closed. Control
@@ -40,8 +62,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
         if self.ended {
             return Poll::Ready(None);
         }
-        match would_block(self.protocol.read(&mut Lent { io: &mut self.io, cx })) {
-            Poll::Pending => Poll::Pending,
+        let read = self.protocol.read(&mut Lent { io: &mut self.io, cx, input: &mut self.input });
+        self.read_all = false;
+        match would_block(read) {
+            Poll::Pending => {
+                self.read_all = true;
+                Poll::Pending
+            }
             Poll::Ready(Ok(message)) => Poll::Ready(Some(Ok(message))),
             Poll::Ready(Err(error)) => {
                 self.ended = true;
@@ -62,7 +89,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     /// Queues a message (after [`poll_ready`](Self::poll_ready)); it may go
     /// out at once when tungstenite's buffer is full.
     pub fn send(&mut self, cx: &mut Context<'_>, message: Message) -> Result<(), Error> {
-        match would_block(self.protocol.write(&mut Lent { io: &mut self.io, cx }, message)) {
+        self.largest_written = self.largest_written.max(message.len());
+        match would_block(self.protocol.write(&mut Lent { io: &mut self.io, cx, input: &mut self.input }, message)) {
             Poll::Ready(result) => result,
             Poll::Pending => {
                 // Queued, not sent: the next `poll_ready` flushes it.
@@ -82,9 +110,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     }
 
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let flushed = std::task::ready!(would_block(self.protocol.flush(&mut Lent { io: &mut self.io, cx })));
+        let flushed = std::task::ready!(would_block(self.protocol.flush(&mut Lent {
+            io: &mut self.io,
+            cx,
+            input: &mut self.input
+        })));
         self.ready = true;
         Poll::Ready(flushed)
+    }
+
+    /// Gives tungstenite's buffers back once a message bigger than its read
+    /// size grew them, if they hold nothing: the last read found no whole
+    /// frame and ended between messages (no fragment, no part of a frame
+    /// kept), the connection is open both ways, and a flush writes out all
+    /// that is queued (a pong included). Otherwise a later call tries again.
+    /// The connection calls it at each heartbeat ping, so a connection that
+    /// goes quiet after a big message holds its usual few KiB again within
+    /// a ping interval, and a busy one swaps its context at most that often.
+    pub fn release_buffers(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        let usual = self.protocol.get_config().read_buffer_size;
+        let grown = self.input.largest() > usual as u64 || self.largest_written > usual;
+        if !grown || self.ended || !self.read_all || !self.input.between_messages() || !self.protocol.can_write() {
+            return Ok(());
+        }
+        match self.poll_write_out(cx) {
+            Poll::Ready(Ok(())) => {
+                let config = *self.protocol.get_config();
+                self.protocol = WebSocketContext::new(Role::Server, Some(config));
+                self.input.forget_largest();
+                self.largest_written = 0;
+                Ok(())
+            }
+            Poll::Ready(Err(error)) => Err(error),
+            Poll::Pending => Ok(()),
+        }
     }
 }
 
@@ -102,12 +161,16 @@ fn would_block<T>(result: Result<T, Error>) -> Poll<Result<T, Error>> {
 struct Lent<'a, 'b, S> {
     io: &'a mut S,
     cx: &'a mut Context<'b>,
+    /// Follows what is read (writes and flushes read nothing, but every
+    /// byte tungstenite is given must pass here).
+    input: &'a mut FrameBoundary,
 }
 
 impl<S: AsyncRead + Unpin> Read for Lent<'_, '_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut buf = ReadBuf::new(buf);
         blocking(Pin::new(&mut *self.io).poll_read(self.cx, &mut buf))?;
+        self.input.feed(buf.filled());
         Ok(buf.filled().len())
     }
 }
@@ -137,12 +200,14 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::{Wake, Waker};
 
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::{FutureExt, SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_tungstenite::WebSocketStream;
     use tokio_tungstenite::tungstenite::protocol::CloseFrame;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
     use super::*;
+    use crate::server::frame_boundary::client_frame;
 
     struct Wakes(AtomicUsize);
 
@@ -173,6 +238,99 @@ mod tests {
             Poll::Ready(Some(Ok(message))) => assert_eq!(message, Message::text("hello")),
             other => panic!("expected the message, got {other:?}"),
         }
+    }
+
+    /// A socket with tungstenite's read size of 2 KiB, as the server's, and
+    /// the raw other end of its stream.
+    fn raw_pair() -> (Socket<tokio::io::DuplexStream>, tokio::io::DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(256 * 1024);
+        (Socket::new(ours, WebSocketConfig::default().read_buffer_size(2048)), theirs)
+    }
+
+    async fn next(socket: &mut Socket<tokio::io::DuplexStream>) -> Message {
+        std::future::poll_fn(|cx| socket.poll_next(cx)).await.expect("a message").expect("no error")
+    }
+
+    /// Reads until nothing is left, then asks for the buffers back; whether
+    /// a fresh context replaced the old one.
+    fn read_all_and_release(socket: &mut Socket<tokio::io::DuplexStream>) -> bool {
+        let waker = Waker::from(Arc::new(Wakes(AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&waker);
+        assert!(socket.poll_next(&mut cx).is_pending(), "nothing more to read");
+        socket.release_buffers(&mut cx).unwrap();
+        socket.input.largest() == 0 && socket.largest_written == 0
+    }
+
+    #[tokio::test]
+    async fn buffers_a_big_message_grew_are_released_between_messages_and_nothing_is_lost() {
+        let (mut socket, mut peer) = raw_pair();
+        let big = vec![7; 16 * 1024];
+        peer.write_all(&client_frame(true, 2, &big)).await.unwrap();
+        assert_eq!(next(&mut socket).await, Message::binary(big.clone()));
+        // A ping after it: its pong is queued when the ping is read, and must go out.
+        peer.write_all(&client_frame(true, 9, b"hb")).await.unwrap();
+        assert_eq!(next(&mut socket).await, Message::Ping(b"hb".to_vec().into()));
+        assert!(read_all_and_release(&mut socket), "released between messages");
+
+        let mut pong = [0; 4];
+        peer.read_exact(&mut pong).now_or_never().expect("the pong went out").unwrap();
+        assert_eq!(pong, [0x8a, 2, b'h', b'b'], "the pong went out");
+        // The fresh context reads and writes on.
+        peer.write_all(&client_frame(true, 1, b"after")).await.unwrap();
+        assert_eq!(next(&mut socket).await, Message::text("after"));
+        // A big message written and not flushed yet: the release writes it out first.
+        std::future::poll_fn(|cx| {
+            std::task::ready!(socket.poll_ready(cx)).unwrap();
+            Poll::Ready(socket.send(cx, Message::binary(big.clone())))
+        })
+        .await
+        .unwrap();
+        assert!(read_all_and_release(&mut socket), "a big message written grows them too");
+        let mut reply = vec![0; 4 + big.len()];
+        // Already in the pipe, or lost with the old context.
+        peer.read_exact(&mut reply).now_or_never().expect("written out by the release").unwrap();
+        assert_eq!(reply[..4], [0x82, 126, 0x40, 0x00], "a 16 KiB binary frame");
+        assert_eq!(reply[4..], big);
+    }
+
+    #[tokio::test]
+    async fn buffers_holding_a_whole_frame_not_yet_read_are_kept() {
+        let (mut socket, mut peer) = raw_pair();
+        let mut two = client_frame(true, 2, &[3; 4000]);
+        two.extend(client_frame(true, 1, b"second"));
+        peer.write_all(&two).await.unwrap();
+        assert_eq!(next(&mut socket).await, Message::binary(vec![3; 4000]));
+        // Both frames were read in one go: the second is whole in tungstenite's buffer.
+        let waker = Waker::from(Arc::new(Wakes(AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&waker);
+        socket.release_buffers(&mut cx).unwrap();
+        match socket.poll_next(&mut cx) {
+            Poll::Ready(Some(Ok(message))) => assert_eq!(message, Message::text("second")),
+            other => panic!("the second frame is lost: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn buffers_holding_part_of_a_frame_or_of_a_message_are_kept() {
+        let (mut socket, mut peer) = raw_pair();
+        peer.write_all(&client_frame(true, 2, &[1; 5000])).await.unwrap();
+        assert_eq!(next(&mut socket).await, Message::binary(vec![1; 5000]));
+
+        // Part of the next frame's header, then part of its payload.
+        let text = client_frame(true, 1, &[b'x'; 300]);
+        for (from, to) in [(0, 3), (3, 100)] {
+            peer.write_all(&text[from..to]).await.unwrap();
+            assert!(!read_all_and_release(&mut socket), "kept with {to} bytes of a frame read");
+        }
+        peer.write_all(&text[100..]).await.unwrap();
+        assert_eq!(next(&mut socket).await, Message::text("x".repeat(300)));
+
+        // The first fragment of a message.
+        peer.write_all(&client_frame(false, 1, b"frag")).await.unwrap();
+        assert!(!read_all_and_release(&mut socket), "kept with a fragment read");
+        peer.write_all(&client_frame(true, 0, b"ments")).await.unwrap();
+        assert_eq!(next(&mut socket).await, Message::text("fragments"));
+        assert!(read_all_and_release(&mut socket), "released once the message is whole");
     }
 
     #[tokio::test]

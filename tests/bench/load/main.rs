@@ -91,7 +91,10 @@ async fn main() {
     }
     let args: Vec<String> = std::env::args().collect();
     match args.get(1..).unwrap_or_default() {
-        [flag, role] if flag == "--serve" && role == "native" => return servers::serve_native().await,
+        [flag, role] if flag == "--serve" && role == "native" => return servers::serve_native(None).await,
+        [flag, role, ping, ms] if flag == "--serve" && role == "native" && ping == "--ping-interval-ms" => {
+            return servers::serve_native(Some(ms.parse().expect("--ping-interval-ms: milliseconds"))).await;
+        }
         [flag, role] if flag == "--serve" && role == "bare" => return servers::serve_bare().await,
         [flag, role] if flag == "--serve" && role == "floor" => return floor::serve().await,
         [] => {}

@@ -126,6 +126,11 @@ fn ws_host() -> String {
     std::env::var("WS_HOST_BIN").expect("WS_HOST_BIN (see tests/bench/run.sh)")
 }
 
+/// This binary, which serves the native, bare and floor servers.
+fn me() -> String {
+    std::env::current_exe().unwrap().to_string_lossy().into_owned()
+}
+
 /// `ws-host run` with the echo and fan-out contracts.
 fn wasm_args() -> Vec<String> {
     let echo = std::env::var("GUEST_ECHO").unwrap_or_else(|_| ws_host_tests::guests::ECHO.into());
@@ -138,11 +143,27 @@ impl Server {
     pub async fn clustered(redis: &str) -> Server {
         let mut args = wasm_args();
         args.extend(["--cluster".into(), redis.into()]);
-        Server::spawn(Kind::Wasm, ws_host(), args).await
+        Server::spawn(Kind::Wasm, ws_host(), args, &[]).await
+    }
+
+    /// [`Self::start`] for the idle phase: ws-host's heartbeat every
+    /// `heartbeat_ms` (the other servers have none to set), and mimalloc
+    /// (ws-host's allocator, and this binary's for the bare echo) giving
+    /// freed pages back to the system at once, so that RSS counts what the
+    /// connections hold rather than what the allocator keeps for reuse.
+    pub async fn start_idle(kind: Kind, heartbeat_ms: u64) -> Server {
+        let heartbeat = ["--ping-interval-ms".to_owned(), heartbeat_ms.to_string()];
+        let (program, args) = match kind {
+            Kind::Wasm => (ws_host(), [wasm_args(), heartbeat.to_vec()].concat()),
+            Kind::Native => (me(), [vec!["--serve".into(), "native".into()], heartbeat.to_vec()].concat()),
+            Kind::Bare => (me(), vec!["--serve".into(), "bare".into()]),
+            _ => return Server::start(kind).await,
+        };
+        Server::spawn(kind, program, args, &[("MIMALLOC_PURGE_DELAY", "0")]).await
     }
 
     pub async fn start(kind: Kind) -> Server {
-        let me = std::env::current_exe().unwrap().to_string_lossy().into_owned();
+        let me = me();
         let (program, args): (String, Vec<String>) = match kind {
             Kind::Wasm => (ws_host(), wasm_args()),
             Kind::Chat(language) => {
@@ -163,10 +184,10 @@ impl Server {
                 ("node".into(), vec![script.into()])
             }
         };
-        Server::spawn(kind, program, args).await
+        Server::spawn(kind, program, args, &[]).await
     }
 
-    async fn spawn(kind: Kind, program: String, args: Vec<String>) -> Server {
+    async fn spawn(kind: Kind, program: String, args: Vec<String>, env: &[(&str, &str)]) -> Server {
         let mut command = match std::env::var("SERVER_CPU") {
             Ok(cpu) => {
                 let mut c = Command::new("taskset");
@@ -183,6 +204,7 @@ impl Server {
             // binary's servers set glibc's copy threshold themselves on AMD
             // (`ws_host::memcpy`), Node.js runs with glibc's defaults.
             .env_remove("GLIBC_TUNABLES")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start the {} server ({program}): {e}", kind.label()));
@@ -259,8 +281,12 @@ impl Drop for Server {
 
 /// Serves the echo and fan-out contracts with the native handler, through
 /// the same `App` as `ws-host run`.
-pub async fn serve_native() {
-    let config = Config::default();
+/// `ping_interval_ms`: ws-host's `--ping-interval-ms`, if given.
+pub async fn serve_native(ping_interval_ms: Option<u64>) {
+    let mut config = Config::default();
+    if let Some(ms) = ping_interval_ms {
+        config.ping_interval_ms = ms;
+    }
     let handler = Handler::native("native", ws_host_tests::native::EchoFanout, &config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     println!("native handler listening on ws://{}", listener.local_addr().unwrap());
