@@ -36,6 +36,15 @@ impl FrameBoundary {
                 bytes = &bytes[skipped..];
                 continue;
             }
+            if self.header_len == 0
+                && let Some(header) = parse_header(bytes)
+            {
+                // The usual case: a whole header in one read, read in place.
+                bytes = &bytes[header.len..];
+                self.start_frame(header);
+                continue;
+            }
+            // A header split between reads, gathered here.
             let taken = (MAX_HEADER - self.header_len).min(bytes.len());
             self.header[self.header_len..self.header_len + taken].copy_from_slice(&bytes[..taken]);
             match parse_header(&self.header[..self.header_len + taken]) {
