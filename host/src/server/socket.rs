@@ -35,8 +35,9 @@ pub struct Socket<S> {
     ready: bool,
     /// Where the bytes read so far stand among the client's frames.
     input: FrameBoundary,
-    /// The last read found no whole frame: tungstenite holds no frame
-    /// bytes beyond what `input` says are in flight.
+    /// The last read returned nothing: no whole frame is left in
+    /// tungstenite's buffer, only the part of one `input` counts as in
+    /// flight.
     read_all: bool,
     /// The biggest message written since the context was made.
     largest_written: usize,

@@ -16,8 +16,10 @@ const BIG_MESSAGE: usize = 16 * 1024;
 
 /// ws-host's heartbeat in this phase, in ms. A ws-host connection gives
 /// back what a big message grew at its next ping, and the second reading
-/// waits for that ping on every connection (the default 30 s would make
-/// the phase wait as long).
+/// waits for that ping on every connection: the default 30 s would make
+/// the phase wait as long, and at 1 s the generator, busy opening ten
+/// thousand connections, answered some pings too late (the server closes
+/// a connection silent for a whole interval).
 const HEARTBEAT_MS: u64 = 5000;
 
 pub struct Figures {
