@@ -4,7 +4,7 @@
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use ws_host::codec::{ERROR, Event, Message, Value};
 use ws_host::{BeforeAuth, Config, Sandbox};
-use ws_host_tests::{Client, TestServer, guests, logs, n, replies, runtime, s};
+use ws_host_tests::{Client, STEP, TestServer, guests, logs, n, replies, runtime, s};
 
 fn auth_version(version: Value) -> Message {
     Message::Auth { key: "k".into(), version }
@@ -231,6 +231,36 @@ async fn pings_keep_clients_that_answer_and_close_silent_ones() {
     // At once: the listener's last pong goes out with this request.
     assert_eq!(listener.request("echo", vec![s("still here")]).await.args, vec![s("still here")]);
     assert_eq!(silent.closed().await.0, (1001, "No answer to pings".into()));
+}
+
+#[tokio::test]
+async fn big_messages_kept_in_flight_across_heartbeats_arrive_whole_and_in_order() {
+    // At each heartbeat a connection whose buffers a big message grew swaps
+    // in a fresh protocol context, where the old one holds nothing (see
+    // `Socket::release_buffers`). With ten requests in flight all along,
+    // some of them 16 KiB, the heartbeats come while replies are queued and
+    // requests arrive: a swap with a reply not yet flushed loses it (checked
+    // to fail so). Frames cut at every byte are the socket's own tests.
+    let config = Config { ping_interval_ms: 20, ..Config::default() };
+    let server = TestServer::with_config(guests::ECHO, config).await;
+    let mut client = server.client("k").await;
+    let mut round = 0;
+    while client.pings < 8 {
+        let texts: Vec<String> = (0..10)
+            .map(|i| if i % 3 == 0 { format!("{round}:{i}:{}", "b".repeat(16 * 1024)) } else { format!("{round}:{i}") })
+            .collect();
+        let mut ids = Vec::new();
+        for text in &texts {
+            ids.push(client.send("echo", vec![s(text)]).await);
+        }
+        for (id, text) in ids.into_iter().zip(&texts) {
+            // Bounded here: the pings alone keep the client's reads from timing out.
+            let reply = tokio::time::timeout(STEP, client.reply_to(id)).await.expect("the reply, not lost");
+            assert_eq!(reply.args, vec![s(text)], "round {round}");
+        }
+        round += 1;
+    }
+    client.close().await;
 }
 
 #[tokio::test]
