@@ -63,13 +63,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
         if self.ended {
             return Poll::Ready(None);
         }
-        let read = self.protocol.read(&mut Lent { io: &mut self.io, cx, input: &mut self.input });
-        self.read_all = false;
-        match would_block(read) {
-            Poll::Pending => {
-                self.read_all = true;
-                Poll::Pending
-            }
+        let read = would_block(self.protocol.read(&mut Lent { io: &mut self.io, cx, input: &mut self.input }));
+        self.read_all = read.is_pending();
+        match read {
+            Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(message)) => Poll::Ready(Some(Ok(message))),
             Poll::Ready(Err(error)) => {
                 self.ended = true;
@@ -208,6 +205,7 @@ mod tests {
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
     use super::*;
+    use crate::server::READ_BUFFER_BYTES;
     use crate::server::frame_boundary::client_frame;
 
     struct Wakes(AtomicUsize);
@@ -241,11 +239,11 @@ mod tests {
         }
     }
 
-    /// A socket with tungstenite's read size of 2 KiB, as the server's, and
-    /// the raw other end of its stream.
+    /// A socket with the server's read size for tungstenite, and the raw
+    /// other end of its stream.
     fn raw_pair() -> (Socket<tokio::io::DuplexStream>, tokio::io::DuplexStream) {
         let (ours, theirs) = tokio::io::duplex(256 * 1024);
-        (Socket::new(ours, WebSocketConfig::default().read_buffer_size(2048)), theirs)
+        (Socket::new(ours, WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES)), theirs)
     }
 
     async fn next(socket: &mut Socket<tokio::io::DuplexStream>) -> Message {
@@ -255,8 +253,7 @@ mod tests {
     /// Reads until nothing is left, then asks for the buffers back; whether
     /// a fresh context replaced the old one.
     fn read_all_and_release(socket: &mut Socket<tokio::io::DuplexStream>) -> bool {
-        let waker = Waker::from(Arc::new(Wakes(AtomicUsize::new(0))));
-        let mut cx = Context::from_waker(&waker);
+        let mut cx = Context::from_waker(Waker::noop());
         assert!(socket.poll_next(&mut cx).is_pending(), "nothing more to read");
         socket.release_buffers(&mut cx).unwrap();
         socket.input.largest() == 0 && socket.largest_written == 0
@@ -302,8 +299,7 @@ mod tests {
         peer.write_all(&two).await.unwrap();
         assert_eq!(next(&mut socket).await, Message::binary(vec![3; 4000]));
         // Both frames were read in one go: the second is whole in tungstenite's buffer.
-        let waker = Waker::from(Arc::new(Wakes(AtomicUsize::new(0))));
-        let mut cx = Context::from_waker(&waker);
+        let mut cx = Context::from_waker(Waker::noop());
         socket.release_buffers(&mut cx).unwrap();
         match socket.poll_next(&mut cx) {
             Poll::Ready(Some(Ok(message))) => assert_eq!(message, Message::text("second")),

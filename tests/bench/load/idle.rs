@@ -71,8 +71,7 @@ async fn hold(mut ws: Ws, kind: Kind, mut go: watch::Receiver<bool>, done: onesh
         _ = go.wait_for(|&go| go) => {}
         () = idle(&mut ws) => panic!("the {} server closed an idle connection", kind.label()),
     }
-    let big = "x".repeat(BIG_MESSAGE);
-    ws.send(echo_request(kind.ezez(), 1, &big)).await.expect("send");
+    ws.send(echo_request(kind.ezez(), 1, &"x".repeat(BIG_MESSAGE))).await.expect("send");
     match next_data(&mut ws).await {
         Some(Ok(_)) => {}
         other => panic!("no echo of a {BIG_MESSAGE} B message: {other:?}"),

@@ -131,6 +131,31 @@ fn me() -> String {
     std::env::current_exe().unwrap().to_string_lossy().into_owned()
 }
 
+/// The program and arguments that start a `kind` of server.
+fn command(kind: Kind) -> (String, Vec<String>) {
+    let me = me();
+    match kind {
+        Kind::Wasm => (ws_host(), wasm_args()),
+        Kind::Chat(language) => {
+            // The default compile cache: what a restart costs, not a 30 s compile.
+            // Each connection talks in a room of its own, and a room keeps 1000
+            // messages: the JavaScript chat's heap outgrows the default 64 MiB
+            // at ~45k messages over 100 rooms (SpiderMonkey needs room to
+            // collect), and the sandbox replaces it. 256 MiB lets every build
+            // run the phase on its speed.
+            let args = ["run", language.chat(), "--port", "0", "--memory-limit", "268435456"];
+            (ws_host(), args.map(String::from).to_vec())
+        }
+        Kind::Native => (me, vec!["--serve".into(), "native".into()]),
+        Kind::Bare => (me, vec!["--serve".into(), "bare".into()]),
+        Kind::Floor => (me, vec!["--serve".into(), "floor".into()]),
+        Kind::Node => {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/node/bench-server.mjs");
+            ("node".into(), vec![script.into()])
+        }
+    }
+}
+
 /// `ws-host run` with the echo and fan-out contracts.
 fn wasm_args() -> Vec<String> {
     let echo = std::env::var("GUEST_ECHO").unwrap_or_else(|_| ws_host_tests::guests::ECHO.into());
@@ -152,38 +177,19 @@ impl Server {
     /// freed pages back to the system at once, so that RSS counts what the
     /// connections hold rather than what the allocator keeps for reuse.
     pub async fn start_idle(kind: Kind, heartbeat_ms: u64) -> Server {
-        let heartbeat = ["--ping-interval-ms".to_owned(), heartbeat_ms.to_string()];
-        let (program, args) = match kind {
-            Kind::Wasm => (ws_host(), [wasm_args(), heartbeat.to_vec()].concat()),
-            Kind::Native => (me(), [vec!["--serve".into(), "native".into()], heartbeat.to_vec()].concat()),
-            Kind::Bare => (me(), vec!["--serve".into(), "bare".into()]),
-            _ => return Server::start(kind).await,
+        let (program, mut args) = command(kind);
+        if matches!(kind, Kind::Wasm | Kind::Native) {
+            args.extend(["--ping-interval-ms".to_owned(), heartbeat_ms.to_string()]);
+        }
+        let env: &[_] = match kind {
+            Kind::Wasm | Kind::Native | Kind::Bare => &[("MIMALLOC_PURGE_DELAY", "0")],
+            _ => &[],
         };
-        Server::spawn(kind, program, args, &[("MIMALLOC_PURGE_DELAY", "0")]).await
+        Server::spawn(kind, program, args, env).await
     }
 
     pub async fn start(kind: Kind) -> Server {
-        let me = me();
-        let (program, args): (String, Vec<String>) = match kind {
-            Kind::Wasm => (ws_host(), wasm_args()),
-            Kind::Chat(language) => {
-                // The default compile cache: what a restart costs, not a 30 s compile.
-                // Each connection talks in a room of its own, and a room keeps 1000
-                // messages: the JavaScript chat's heap outgrows the default 64 MiB
-                // at ~45k messages over 100 rooms (SpiderMonkey needs room to
-                // collect), and the sandbox replaces it. 256 MiB lets every build
-                // run the phase on its speed.
-                let args = ["run", language.chat(), "--port", "0", "--memory-limit", "268435456"];
-                (ws_host(), args.map(String::from).to_vec())
-            }
-            Kind::Native => (me, vec!["--serve".into(), "native".into()]),
-            Kind::Bare => (me, vec!["--serve".into(), "bare".into()]),
-            Kind::Floor => (me, vec!["--serve".into(), "floor".into()]),
-            Kind::Node => {
-                let script = concat!(env!("CARGO_MANIFEST_DIR"), "/node/bench-server.mjs");
-                ("node".into(), vec![script.into()])
-            }
-        };
+        let (program, args) = command(kind);
         Server::spawn(kind, program, args, &[]).await
     }
 
