@@ -6,7 +6,7 @@
 //! Debian 12's glibc 2.36: 16 KiB in 4.9 us against 0.18 us aligned), and a
 //! WebSocket frame's payload lands 2, 4 or 10 bytes into tungstenite's write
 //! buffer, so every message over 2 KiB took that path: ~8 us of a 16 KiB
-//! echo's 28 (BENCHMARKS.md, "glibc's memcpy on AMD"). Later glibc releases
+//! echo's 28 (tests/bench/HISTORY.md, "glibc's memcpy on AMD"). Later glibc releases
 //! stop using `rep movsb` on AMD below the L2 cache size (glibc bug 30994);
 //! for the others the documented tunable does the same. glibc reads
 //! tunables only as a process starts, so the process runs itself again with

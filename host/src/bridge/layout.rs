@@ -3,7 +3,7 @@
 //! wasmtime's `Type` answers `record.fields()` or `variant.cases()` by
 //! building each field's type anew, and a record's wire names had to be
 //! derived from its WIT names on every value that crossed (~0.4k
-//! instructions a field, each way: BENCHMARKS.md). A `Layout` holds the
+//! instructions a field, each way: tests/bench/HISTORY.md). A `Layout` holds the
 //! same tree with the wire names already made, so converting a value only
 //! walks it. Types that cannot cross the wire have no layout: a handler
 //! using them in an event is refused at load.

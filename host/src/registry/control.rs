@@ -32,7 +32,7 @@ pub fn close_code_allowed(code: u16) -> bool {
 /// channel: the connection waits for it on every turn of its loop, and a
 /// `watch` wait subscribed and queued a waiter under a lock each time
 /// (~1.4k instructions per echo, and 0.4 KiB more per idle connection:
-/// BENCHMARKS.md).
+/// tests/bench/HISTORY.md).
 #[derive(Debug)]
 pub struct Control {
     close: OnceLock<(u16, String)>,
@@ -49,7 +49,7 @@ pub struct Control {
 /// `event-queue-per-client`): one that sends faster than the handler
 /// answers waits for its own places, and the others' events go in ahead
 /// rather than behind its pile (beside a flood, the others' p99 was ~10x
-/// their own alone, ~4x with places: BENCHMARKS.md).
+/// their own alone, ~4x with places: tests/bench/HISTORY.md).
 #[derive(Debug)]
 pub struct Place(Arc<Control>);
 
@@ -129,7 +129,7 @@ impl Control {
     /// (true at first); `task` is woken when it does. The connection reads
     /// with `Waker::from` this `Control`, and only when this says so: its
     /// task is woken for writes too, and reading on each of those touched
-    /// the read side's cold state for nothing (BENCHMARKS.md).
+    /// the read side's cold state for nothing (tests/bench/HISTORY.md).
     pub fn socket_woke(&self, task: &Waker) -> bool {
         // Registered before looking, so a wake in between is not lost.
         self.task.register(task);

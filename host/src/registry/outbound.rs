@@ -54,7 +54,7 @@ pub(super) fn queue(capacity: usize) -> (Queue, Outbox) {
 /// channel here cost every connection ~1 KiB (its cache-padded state and a
 /// first block of 32 slots, allocated up front) and, with a thousand
 /// connections, showed among the first touches of cold memory in profiles
-/// (BENCHMARKS.md). The lock is held for a push or a pop, never across an
+/// (tests/bench/HISTORY.md). The lock is held for a push or a pop, never across an
 /// await.
 #[derive(Default)]
 struct Shared {

@@ -7,7 +7,7 @@
 //! connection's I/O. The price is the crossing: each event wakes this thread
 //! and each reply wakes the I/O thread. Under load, batches share those
 //! wake-ups; at moderate rates every event pays them, about a quarter of
-//! its CPU time (BENCHMARKS.md, "Echo at moderate loads").
+//! its CPU time (tests/bench/HISTORY.md, "Echo at moderate loads").
 
 use std::sync::{Arc, Weak};
 

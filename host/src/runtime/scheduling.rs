@@ -7,7 +7,7 @@
 //! per message. As `SCHED_BATCH` the handler's thread is not run ahead of
 //! the thread that woke it, so the I/O thread finishes reading whatever is
 //! ready, then the handler drains its queue in one go. Measured on one core
-//! with 100 connections (BENCHMARKS.md): half the server's CPU time per
+//! with 100 connections (tests/bench/HISTORY.md): half the server's CPU time per
 //! echo. An idle core, or an I/O thread with nothing left to read, still
 //! runs the handler at once, so a lone client's latency does not change.
 //! The price: woken on a core that other busy threads share, the handler
@@ -18,7 +18,7 @@
 //! three of 1000 connections on one core fell into a rhythm the scheduler
 //! keeps: the I/O thread switched out involuntarily 17k-24k times a second,
 //! the handler's thread parked after nearly every event, and throughput
-//! halved (BENCHMARKS.md, "Why the 1000 x 20 B row swings"). At niceness 5
+//! halved (tests/bench/HISTORY.md, "Why the 1000 x 20 B row swings"). At niceness 5
 //! (weight 335 against an ordinary thread's 1024) the slow seconds fell from
 //! 6 in 28 to 2 in 24, each over by the next second. The handler still gets
 //! all of an idle core, and when its queue is full the readers wait, which

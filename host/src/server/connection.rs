@@ -311,7 +311,7 @@ fn read(frame: Frame, codec: &mut Option<Codec>, session: &mut Session, metrics:
 /// Polled by the connection's one task, beside the reads, rather than run as
 /// a task of its own on a split stream: that cost a second task, the split's
 /// lock and a second close-request waker per connection, all touched on
-/// every echo (BENCHMARKS.md).
+/// every echo (tests/bench/HISTORY.md).
 struct Writer {
     outbox: Outbox,
     /// The connection's codec, fixed by the client's first frame (see

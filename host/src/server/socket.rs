@@ -6,7 +6,7 @@
 //! registered on every read and one on every write, each wake passing through
 //! a proxy. Here each call lends the poll's own [`Context`] to the stream for
 //! its duration, so a wake goes straight to the task: ~0.4k fewer
-//! instructions an echo, 2-3% (BENCHMARKS.md). The protocol itself (framing,
+//! instructions an echo, 2-3% (tests/bench/HISTORY.md). The protocol itself (framing,
 //! fragments, control frames, the close handshake, limits) stays tungstenite's.
 //!
 //! tungstenite's buffers keep the size of the biggest message a connection

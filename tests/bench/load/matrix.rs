@@ -138,7 +138,7 @@ pub async fn run(
     println!(
         "\nA row compares servers where they were the busy side; a server well below 100% waited on its clients. \
          At 1000 connections a server may also fall, for a run, into taking events one at a time, which costs it \
-         more per message busy or not (BENCHMARKS.md, \"Why the 1000 x 20 B row swings\")"
+         more per message busy or not (tests/bench/HISTORY.md, \"Why the 1000 x 20 B row swings\")"
     );
 
     println!("\n## echo, closed loop: time in the handler per event (us), the same runs\n");
@@ -151,7 +151,7 @@ pub async fn run(
     println!(
         "\nws_host_handler_seconds of each server's /metrics over each row's runs: the time of a call into the \
          handler, host -> guest -> host. What the sandbox adds is lowering the arguments into the guest's memory, \
-         the call, and lifting the results; the copies of the payload grow with it (BENCHMARKS.md, \"Where the \
+         the call, and lifting the results; the copies of the payload grow with it (tests/bench/HISTORY.md, \"Where the \
          sandbox's cost goes\")"
     );
     capacity.unwrap_or(Capacity { native: 1000.0, wasm: 1000.0, node: 1000.0 })

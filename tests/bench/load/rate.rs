@@ -23,7 +23,7 @@ use crate::tables::{figure, in_turns, table_header};
 /// come one at a time each wake it, batches share the wake-up), so the busy
 /// share moves little over a wide range of rates (native 66% at 29% of the
 /// closed-loop rate, 92% at 45%), and short runs aimed at one share missed
-/// it (BENCHMARKS.md, "The p99 target against its own noise").
+/// it (tests/bench/HISTORY.md, "The p99 target against its own noise").
 pub async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phase: Duration, repeats: usize) {
     let server = |kind| servers.iter().find(|s| s.kind == kind).unwrap();
     let (rate, own_rate) = (capacity.native * load, capacity.wasm * load);
@@ -108,7 +108,7 @@ pub async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phas
     }
     let r = capacity.native / capacity.wasm;
     println!(
-        "queue model (M/M/1, BENCHMARKS.md \"What the p99 target asks of the call\"): wasm costs r = {r:.3}x native \
+        "queue model (M/M/1, tests/bench/HISTORY.md \"What the p99 target asks of the call\"): wasm costs r = {r:.3}x native \
          per message (closed loop), so the same offered load keeps it {:.0}% busy and its p99 is expected at {:.2}x \
          native's ({:.2}x at the same utilisation); {P99_TARGET}x needs r <= {:.3}",
         load * r * 100.0,
@@ -119,7 +119,7 @@ pub async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phas
     if compared_lateness * 2 > native_p99.unwrap_or_default() {
         println!(
             "note: the generator itself sent {compared_lateness} us late at p99 in one of the two runs compared, over \
-             half of native's p99: this run's ratio is the generator's as much as the servers' (BENCHMARKS.md, \
+             half of native's p99: this run's ratio is the generator's as much as the servers' (tests/bench/HISTORY.md, \
              \"Echo at a fixed rate\")"
         );
     }

@@ -6,7 +6,7 @@
 //! Tried and not kept: pooling each subject's runs into one histogram and
 //! bootstrapping over turns. One stalled run then decides the pooled p99:
 //! the control read 2.24x [0.80-3.24] where the median read 1.06x
-//! (BENCHMARKS.md, "Echo at a fixed rate").
+//! (tests/bench/HISTORY.md, "Echo at a fixed rate").
 
 /// Each run's figure over `base`'s run of the same turn. `None` unless
 /// there is a run of `base` for each run, and more than one.

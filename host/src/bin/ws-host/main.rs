@@ -15,7 +15,7 @@ use tracing_subscriber::EnvFilter;
 
 /// mimalloc: every event allocates a few dozen small buffers (decoded
 /// values, the reply, its frame), and glibc's malloc spent ~10% of the
-/// server's instructions on them (see BENCHMARKS.md).
+/// server's instructions on them (see tests/bench/HISTORY.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use ws_host::cluster::Cluster;
