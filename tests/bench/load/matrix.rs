@@ -69,8 +69,13 @@ pub async fn run(
             }
             println!("{row}");
             if capacity.is_none() || (conns == 100 && payload == 20) {
-                capacity =
-                    Some(Capacity { native: rate(Kind::Native), wasm: rate(Kind::Wasm), node: rate(Kind::Node) });
+                let busy = |kind| figure(&runs, kind, echo::Figures::server_busy);
+                capacity = Some(Capacity {
+                    native: rate(Kind::Native),
+                    wasm: rate(Kind::Wasm),
+                    node: rate(Kind::Node),
+                    busiest: busy(Kind::Native).min(busy(Kind::Wasm)),
+                });
             }
             rows.push((conns, payload, runs, handler_us));
         }
@@ -154,7 +159,7 @@ pub async fn run(
          the call, and lifting the results; the copies of the payload grow with it (tests/bench/HISTORY.md, \"Where the \
          sandbox's cost goes\")"
     );
-    capacity.unwrap_or(Capacity { native: 1000.0, wasm: 1000.0, node: 1000.0 })
+    capacity.unwrap_or(Capacity { native: 1000.0, wasm: 1000.0, node: 1000.0, busiest: 1.0 })
 }
 
 /// The wasm/`base` msgs/s ratios of runs taken back to back, the k-th run of
@@ -210,6 +215,10 @@ pub struct Capacity {
     pub native: f64,
     pub wasm: f64,
     pub node: f64,
+    /// The lower of the share of its core native and wasm were busy in
+    /// those runs: well under 1, a server waited on its clients, and its
+    /// msgs/s are less than it can serve.
+    pub busiest: f64,
 }
 
 /// The key columns of the echo matrix's tables.

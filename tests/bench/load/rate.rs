@@ -116,6 +116,14 @@ pub async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phas
         r,
         largest_cost_ratio(P99_TARGET, load)
     );
+    if capacity.busiest < SATURATED {
+        println!(
+            "note: in the closed-loop runs these rates come from, a ws-host server was only {:.0}% busy: it waited on \
+             its clients, so its msgs/s understate what it serves, and this phase offered a lighter load than {percent:.0}% \
+             of its capacity",
+            capacity.busiest * 100.0
+        );
+    }
     if compared_lateness * 2 > native_p99.unwrap_or_default() {
         println!(
             "note: the generator itself sent {compared_lateness} us late at p99 in one of the two runs compared, over \
@@ -124,6 +132,11 @@ pub async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phas
         );
     }
 }
+
+/// The share of its core under which a server in the closed loop waited on
+/// its clients rather than served at its own pace (at 100 x 20 B they read
+/// 98%-100% busy, and 50% in the run whose row stalled, 2026-12-07).
+const SATURATED: f64 = 0.9;
 
 /// What a message costs each server at the loads servers mostly run at:
 /// fixed rates of `percents` of what Node.js serves in a closed loop (100
