@@ -74,7 +74,7 @@ pub async fn run(
                     native: rate(Kind::Native),
                     wasm: rate(Kind::Wasm),
                     node: rate(Kind::Node),
-                    busiest: busy(Kind::Native).min(busy(Kind::Wasm)),
+                    least_busy: busy(Kind::Native).min(busy(Kind::Wasm)),
                 });
             }
             rows.push((conns, payload, runs, handler_us));
@@ -159,7 +159,7 @@ pub async fn run(
          the call, and lifting the results; the copies of the payload grow with it (tests/bench/HISTORY.md, \"Where the \
          sandbox's cost goes\")"
     );
-    capacity.unwrap_or(Capacity { native: 1000.0, wasm: 1000.0, node: 1000.0, busiest: 1.0 })
+    capacity.unwrap_or(Capacity { native: 1000.0, wasm: 1000.0, node: 1000.0, least_busy: 1.0 })
 }
 
 /// The wasm/`base` msgs/s ratios of runs taken back to back, the k-th run of
@@ -218,7 +218,7 @@ pub struct Capacity {
     /// The lower of the share of its core native and wasm were busy in
     /// those runs: well under 1, a server waited on its clients, and its
     /// msgs/s are less than it can serve.
-    pub busiest: f64,
+    pub least_busy: f64,
 }
 
 /// The key columns of the echo matrix's tables.

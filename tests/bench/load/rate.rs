@@ -116,12 +116,12 @@ pub async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phas
         r,
         largest_cost_ratio(P99_TARGET, load)
     );
-    if capacity.busiest < SATURATED {
+    if capacity.least_busy < SATURATED {
         println!(
             "note: in the closed-loop runs these rates come from, a ws-host server was only {:.0}% busy: it waited on \
              its clients, so its msgs/s understate what it serves, and this phase offered a lighter load than {percent:.0}% \
              of its capacity",
-            capacity.busiest * 100.0
+            capacity.least_busy * 100.0
         );
     }
     if compared_lateness * 2 > native_p99.unwrap_or_default() {
