@@ -76,7 +76,7 @@ async fn hold(mut ws: Ws, kind: Kind, mut go: watch::Receiver<bool>, done: onesh
         Some(Ok(_)) => {}
         other => panic!("no echo of a {BIG_MESSAGE} B message: {other:?}"),
     }
-    if matches!(kind, Kind::Wasm | Kind::Native) {
+    if kind.pings() {
         loop {
             match ws.next().await {
                 Some(Ok(WsMessage::Ping(_))) => break,

@@ -74,6 +74,12 @@ impl Kind {
         !matches!(self, Kind::Bare | Kind::Floor)
     }
 
+    /// Whether it is ws-host itself (the WebAssembly or the native
+    /// handler): the servers that ping their clients.
+    pub fn pings(self) -> bool {
+        matches!(self, Kind::Wasm | Kind::Native)
+    }
+
     /// Where its fan-out contract is served.
     pub fn fanout_path(self) -> &'static str {
         if self == Kind::Wasm { "/fanout" } else { "/" }
@@ -178,7 +184,7 @@ impl Server {
     /// connections hold rather than what the allocator keeps for reuse.
     pub async fn start_idle(kind: Kind, heartbeat_ms: u64) -> Server {
         let (program, mut args) = command(kind);
-        if matches!(kind, Kind::Wasm | Kind::Native) {
+        if kind.pings() {
             args.extend(["--ping-interval-ms".to_owned(), heartbeat_ms.to_string()]);
         }
         let env: &[_] = match kind {
