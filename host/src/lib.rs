@@ -18,6 +18,7 @@
 //! - [`cluster`]: several nodes sharing rooms and broadcasts through Redis;
 //! - [`watch`]: hot swap on file changes;
 //! - [`inspect`]: event tables and TypeScript types from a component.
+//! - [`alloc`]: the allocator the binary runs with (mimalloc, on its fast path);
 //! - [`memcpy`]: glibc's slow copies on AMD CPUs, avoided at start-up.
 //!
 //! # Example
@@ -36,6 +37,7 @@
 //! # }
 //! ```
 
+pub mod alloc;
 pub mod bridge;
 pub mod cluster;
 pub mod codec;

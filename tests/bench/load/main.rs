@@ -45,7 +45,7 @@ use servers::{Kind, Server};
 
 /// The allocator `ws-host` runs with, so the native server compares like with like.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: ws_host::alloc::Allocator = ws_host::alloc::Allocator;
 
 /// What `--help` prints: the knobs, all read from the environment.
 const HELP: &str = "\

@@ -13,11 +13,9 @@ use clap::{Args, Parser, Subcommand};
 use settings::{FileSettings, LogFormat};
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc: every event allocates a few dozen small buffers (decoded
-/// values, the reply, its frame), and glibc's malloc spent ~10% of the
-/// server's instructions on them (see tests/bench/HISTORY.md).
+/// mimalloc, asked so that it keeps its fast path (see `ws_host::alloc`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: ws_host::alloc::Allocator = ws_host::alloc::Allocator;
 use ws_host::cluster::Cluster;
 use ws_host::server::{App, Endpoint};
 use ws_host::{BeforeAuth, Config, Handler, Runtime, RuntimeOptions};
