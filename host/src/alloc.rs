@@ -7,11 +7,12 @@
 //! `mi_malloc_aligned`, and that function's fast path only takes a block its
 //! thread freed itself. A block freed by another thread (a decoded event
 //! travels from a connection's thread to the handler's; the reply comes
-//! back) waits in a list only `mi_malloc` collects; `mi_malloc_aligned`, on
-//! finding no block of its own, takes a bigger one and aligns it by hand
-//! unless the size is a power of two. So every echo took two allocations the
-//! slow way (~160 instructions each against ~50: the protocol's values are
-//! 48 bytes, aligned to 16 for their `i128`), in a 64-byte block. Here an
+//! back) waits in a list that `mi_malloc`'s slow path collects;
+//! `mi_malloc_aligned`'s, unless the size is a power of two, takes a bigger
+//! block and aligns it by hand instead. So every echo took two allocations
+//! the slow way (~160 instructions each against ~50: the protocol's values
+//! are 48 bytes, aligned to 16 for their `i128`), in a 64-byte block
+//! (tests/bench/HISTORY.md, "mimalloc asked through `mi_malloc`"). Here an
 //! alignment up to 16 goes through `mi_malloc` and the block is checked:
 //! mimalloc's blocks of a size that is a multiple of 16 come 16-aligned, and
 //! a Rust type's size is a multiple of its alignment, so only a layout made
