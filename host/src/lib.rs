@@ -17,7 +17,7 @@
 //! - [`server`]: listeners and connections;
 //! - [`cluster`]: several nodes sharing rooms and broadcasts through Redis;
 //! - [`watch`]: hot swap on file changes;
-//! - [`inspect`]: event tables and TypeScript types from a component.
+//! - [`inspect`]: event tables and TypeScript types from a component;
 //! - [`alloc`]: the allocator the binary runs with (mimalloc, on its fast path);
 //! - [`memcpy`]: glibc's slow copies on AMD CPUs, avoided at start-up.
 //!
