@@ -39,38 +39,38 @@ fn aligned(ptr: *mut c_void, align: usize) -> bool {
     (ptr as usize) & (align - 1) == 0
 }
 
+/// A block of `layout` from `plain` (`mi_malloc` or `mi_zalloc`) where the
+/// alignment allows and the block comes aligned, else from `aligned`.
+#[inline]
+fn allocate(
+    layout: Layout,
+    plain: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned_by_mimalloc: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    let (size, align) = (layout.size(), layout.align());
+    if align <= PLAIN_ALIGN {
+        // SAFETY: mimalloc takes any size.
+        let ptr = unsafe { plain(size) };
+        if aligned(ptr, align) {
+            return ptr.cast();
+        }
+        // SAFETY: the block came from mimalloc and was never handed out.
+        unsafe { mi::mi_free(ptr) };
+    }
+    // SAFETY: the alignment is a power of two (`Layout` says so).
+    unsafe { aligned_by_mimalloc(size, align).cast() }
+}
+
 // SAFETY: every block comes from mimalloc with the size and alignment asked
 // for (checked, else asked for again aligned), and goes back to `mi_free`,
 // which takes blocks from any of its calls.
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let (size, align) = (layout.size(), layout.align());
-        if align <= PLAIN_ALIGN {
-            // SAFETY: any size may be asked for.
-            let ptr = unsafe { mi::mi_malloc(size) };
-            if aligned(ptr, align) {
-                return ptr.cast();
-            }
-            // SAFETY: the block came from mimalloc and is not used.
-            unsafe { mi::mi_free(ptr) };
-        }
-        // SAFETY: the alignment is a power of two (`Layout` says so).
-        unsafe { mi::mi_malloc_aligned(size, align).cast() }
+        allocate(layout, mi::mi_malloc, mi::mi_malloc_aligned)
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let (size, align) = (layout.size(), layout.align());
-        if align <= PLAIN_ALIGN {
-            // SAFETY: as in `alloc`.
-            let ptr = unsafe { mi::mi_zalloc(size) };
-            if aligned(ptr, align) {
-                return ptr.cast();
-            }
-            // SAFETY: as in `alloc`.
-            unsafe { mi::mi_free(ptr) };
-        }
-        // SAFETY: as in `alloc`.
-        unsafe { mi::mi_zalloc_aligned(size, align).cast() }
+        allocate(layout, mi::mi_zalloc, mi::mi_zalloc_aligned)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
