@@ -35,30 +35,31 @@ const PLAIN_ALIGN: usize = 16;
 /// mimalloc, through `mi_malloc` wherever its blocks come aligned.
 pub struct Allocator;
 
-fn aligned(ptr: *mut c_void, align: usize) -> bool {
+fn is_aligned(ptr: *mut c_void, align: usize) -> bool {
     (ptr as usize) & (align - 1) == 0
 }
 
 /// A block of `layout` from `plain` (`mi_malloc` or `mi_zalloc`) where the
-/// alignment allows and the block comes aligned, else from `aligned`.
+/// alignment allows and the block comes aligned, else from `aligned`
+/// (`mi_malloc_aligned` or `mi_zalloc_aligned`).
 #[inline]
 fn allocate(
     layout: Layout,
     plain: unsafe extern "C" fn(usize) -> *mut c_void,
-    aligned_by_mimalloc: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+    aligned: unsafe extern "C" fn(usize, usize) -> *mut c_void,
 ) -> *mut u8 {
     let (size, align) = (layout.size(), layout.align());
     if align <= PLAIN_ALIGN {
         // SAFETY: mimalloc takes any size.
         let ptr = unsafe { plain(size) };
-        if aligned(ptr, align) {
+        if is_aligned(ptr, align) {
             return ptr.cast();
         }
         // SAFETY: the block came from mimalloc and was never handed out.
         unsafe { mi::mi_free(ptr) };
     }
     // SAFETY: the alignment is a power of two (`Layout` says so).
-    unsafe { aligned_by_mimalloc(size, align).cast() }
+    unsafe { aligned(size, align).cast() }
 }
 
 // SAFETY: every block comes from mimalloc with the size and alignment asked
@@ -83,17 +84,23 @@ unsafe impl GlobalAlloc for Allocator {
         if align <= PLAIN_ALIGN {
             // SAFETY: the caller gives a block of this allocator's.
             let moved = unsafe { mi::mi_realloc(ptr.cast(), new_size) };
-            if moved.is_null() || aligned(moved, align) {
+            if moved.is_null() || is_aligned(moved, align) {
                 return moved.cast();
             }
-            // Misaligned: the contents go to an aligned block.
+            // Misaligned: the contents go to an aligned block. The caller's
+            // block is already `moved`, so failing here cannot hand it back
+            // as the contract wants (null, the old block intact): out of
+            // memory at this point is the end of the process.
             // SAFETY: `moved` holds `new_size` bytes, of which the first
-            // `min(old, new)` are the caller's; the new block is as large.
+            // `min(old, new)` are the caller's; the new block is as large;
+            // the contract keeps `new_size` rounded up to `align` within
+            // `isize`, as `Layout` wants.
             unsafe {
                 let fresh = mi::mi_malloc_aligned(new_size, align);
-                if !fresh.is_null() {
-                    std::ptr::copy_nonoverlapping(moved.cast::<u8>(), fresh.cast(), layout.size().min(new_size));
+                if fresh.is_null() {
+                    std::alloc::handle_alloc_error(Layout::from_size_align_unchecked(new_size, align));
                 }
+                std::ptr::copy_nonoverlapping(moved.cast::<u8>(), fresh.cast(), layout.size().min(new_size));
                 mi::mi_free(moved);
                 return fresh.cast();
             }
@@ -118,15 +125,15 @@ mod tests {
                 // written within its size and freed with its layout.
                 unsafe {
                     let block = Allocator.alloc(layout);
-                    assert!(!block.is_null() && aligned(block.cast(), align), "{size} B at {align}");
+                    assert!(!block.is_null() && is_aligned(block.cast(), align), "{size} B at {align}");
                     block.write_bytes(0xa5, size);
                     let grown = Allocator.realloc(block, layout, size * 3);
-                    assert!(aligned(grown.cast(), align), "{size} B grown, at {align}");
+                    assert!(is_aligned(grown.cast(), align), "{size} B grown, at {align}");
                     assert!(std::slice::from_raw_parts(grown, size).iter().all(|&b| b == 0xa5));
                     Allocator.dealloc(grown, Layout::from_size_align(size * 3, align).unwrap());
 
                     let zeroed = Allocator.alloc_zeroed(layout);
-                    assert!(aligned(zeroed.cast(), align), "{size} B zeroed at {align}");
+                    assert!(is_aligned(zeroed.cast(), align), "{size} B zeroed at {align}");
                     assert!(std::slice::from_raw_parts(zeroed, size).iter().all(|&b| b == 0));
                     Allocator.dealloc(zeroed, layout);
                 }
