@@ -87,22 +87,19 @@ unsafe impl GlobalAlloc for Allocator {
             if moved.is_null() || is_aligned(moved, align) {
                 return moved.cast();
             }
-            // Misaligned: the contents go to an aligned block. The caller's
-            // block is already `moved`, so failing here cannot hand it back
-            // as the contract wants (null, the old block intact): out of
-            // memory at this point is the end of the process.
-            // SAFETY: `moved` holds `new_size` bytes, of which the first
-            // `min(old, new)` are the caller's; the new block is as large;
-            // the contract keeps `new_size` rounded up to `align` within
-            // `isize`, as `Layout` wants.
+            // Misaligned: mimalloc's aligned call moves the contents on. The
+            // caller's block is already `moved`, so failing here cannot hand
+            // it back as the contract wants (null, the old block intact):
+            // out of memory at this point is the end of the process.
+            // SAFETY: `moved` is a live mimalloc block; the contract keeps
+            // `new_size` rounded up to `align` within `isize`, as `Layout`
+            // wants.
             unsafe {
-                let fresh = mi::mi_malloc_aligned(new_size, align);
-                if fresh.is_null() {
+                let aligned = mi::mi_realloc_aligned(moved, new_size, align);
+                if aligned.is_null() {
                     std::alloc::handle_alloc_error(Layout::from_size_align_unchecked(new_size, align));
                 }
-                std::ptr::copy_nonoverlapping(moved.cast::<u8>(), fresh.cast(), layout.size().min(new_size));
-                mi::mi_free(moved);
-                return fresh.cast();
+                return aligned.cast();
             }
         }
         // SAFETY: as in `alloc`.
