@@ -136,6 +136,11 @@ async fn swaps_under_live_traffic_lose_nothing_and_hand_the_state_over() {
     let reply = client.request("bump", vec![s("5")]).await;
     assert_eq!(parse_reply(&reply), (3, sent_total + 5));
     assert_eq!(server.handler.version().number, v3.number);
+
+    // Every version counted its bumps and replies into the same figures of
+    // `/metrics`; the refused one is not among them.
+    let metrics = server.handler.metrics();
+    assert_eq!((metrics.events_in["bump"], metrics.events_out["bump"]), (sent_total + 1, sent_total + 1));
 }
 
 #[tokio::test]

@@ -19,13 +19,18 @@ pub struct OutgoingEvent {
     name: String,
     reply_to: Option<u64>,
     args: Vec<Value>,
+    /// Taken once: the registry and the outbox ask for it three times an
+    /// echo, and each asking walked the arguments.
+    size_hint: usize,
     binary: OnceLock<(Bytes, Bytes)>,
     json: OnceLock<(String, String)>,
 }
 
 impl OutgoingEvent {
     pub fn new(name: impl Into<String>, reply_to: Option<u64>, args: Vec<Value>) -> Self {
-        OutgoingEvent { name: name.into(), reply_to, args, binary: OnceLock::new(), json: OnceLock::new() }
+        let name = name.into();
+        let size_hint = name.len() + Value::size_hint_of(&args);
+        OutgoingEvent { name, reply_to, args, size_hint, binary: OnceLock::new(), json: OnceLock::new() }
     }
 
     pub fn name(&self) -> &str {
@@ -34,7 +39,7 @@ impl OutgoingEvent {
 
     /// Roughly how many bytes it takes on the wire (its name and payloads).
     pub fn size_hint(&self) -> usize {
-        self.name.len() + Value::size_hint_of(&self.args)
+        self.size_hint
     }
 
     pub fn reply_to(&self) -> Option<u64> {

@@ -24,7 +24,7 @@ use foldhash::HashMap;
 
 use crate::codec::{Frame, Message, OutgoingEvent};
 use crate::config::Config;
-use crate::runtime::metrics::HandlerMetrics;
+use crate::runtime::metrics::{EventCounters, HandlerMetrics};
 
 mod control;
 mod heartbeat;
@@ -396,10 +396,20 @@ impl Registry {
     /// Queues an event for one client, authenticated or not: replies and
     /// errors go to whoever asked.
     pub fn send_to(&self, id: ClientId, event: Arc<OutgoingEvent>) {
+        self.send_one(id, event, |event| self.metrics.event_out(event.name(), 1));
+    }
+
+    /// [`send_to`](Self::send_to), counted in `counters` (a declared
+    /// event's, found at load) instead of by name.
+    pub fn send_counted(&self, id: ClientId, event: Arc<OutgoingEvent>, counters: &EventCounters) {
+        self.send_one(id, event, |_| counters.sent(1));
+    }
+
+    fn send_one(&self, id: ClientId, event: Arc<OutgoingEvent>, count: impl FnOnce(&OutgoingEvent)) {
         if let Some(client) = self.state().clients.get(&id)
             && let Some(slot) = self.reserve(client, event.size_hint())
         {
-            self.metrics.event_out(event.name(), 1);
+            count(&event);
             // Handed over, not cloned: the writer, holding the only
             // reference, encodes it whole (`OutgoingEvent::into_frame`).
             slot.send(Outbound::Event(event));

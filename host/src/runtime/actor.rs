@@ -20,6 +20,7 @@ use super::epoch::Ticker;
 use super::handler::{RequestInfo, Shared};
 use super::host::HostState;
 use super::instance::{Live, backtrace, one_line};
+use super::metrics::EventCounters;
 use super::version::{Candidate, LoadError, Version};
 use crate::codec::{ERROR, Event, Frame, OutgoingEvent, Value};
 use crate::config::Config;
@@ -162,7 +163,7 @@ impl Actor {
             // The handler was swapped after this event was checked.
             event.args = by.schema.wire_args(&event.name, &args);
             match version.schema.convert(&mut event) {
-                Ok(args) => args,
+                Ok((args, _)) => args,
                 Err(message) => return reply_error(registry, client, event.id, message),
             }
         };
@@ -172,7 +173,7 @@ impl Actor {
         registry.metrics().handler_time(started.elapsed());
         match outcome {
             Some(reply_args) if reply_args.is_empty() => {}
-            Some(reply_args) => reply(shared, client, event, reply_args),
+            Some(reply_args) => reply(shared, client, event, reply_args, Some(&declared.counters)),
             None => reply_failed(registry, client, &event),
         }
     }
@@ -265,17 +266,29 @@ fn unwrap_version(version: Arc<Version>) -> Version {
 /// The rejection reason when the auth decision itself failed (a trap, a panic).
 pub const AUTH_CHECK_FAILED: &str = "Auth check failed";
 
-/// Replies to `event` with `args`. A reply is held to the max payload as
-/// every outgoing event is: one over it is not sent, the client gets an error
-/// instead. The call itself went well, so the instance stays.
-pub(super) fn reply(shared: &Shared, client: ClientId, event: Event, args: Vec<Value>) {
+/// Replies to `event` with `args`, counted in the declared event's
+/// `counters` if it has them, else by name. A reply is held to the max
+/// payload as every outgoing event is: one over it is not sent, the client
+/// gets an error instead. The call itself went well, so the instance stays.
+pub(super) fn reply(
+    shared: &Shared,
+    client: ClientId,
+    event: Event,
+    args: Vec<Value>,
+    counters: Option<&EventCounters>,
+) {
     let registry = &shared.registry;
-    if !fits_max_payload(shared, "reply", &event.name, Value::size_hint_of(&args)) {
+    let reply = OutgoingEvent::new(event.name, Some(event.id), args);
+    if !fits_max_payload(shared, "reply", reply.name(), reply.size_hint()) {
         let max = shared.config.max_payload_bytes;
-        let message = format!("{}: the reply is over the max payload of {max} bytes", event.name);
+        let message = format!("{}: the reply is over the max payload of {max} bytes", reply.name());
         return reply_error(registry, client, event.id, message);
     }
-    registry.send_to(client, Arc::new(OutgoingEvent::new(event.name, Some(event.id), args)));
+    let reply = Arc::new(reply);
+    match counters {
+        Some(counters) => registry.send_counted(client, reply, counters),
+        None => registry.send_to(client, reply),
+    }
 }
 
 /// A rejection reason as the client will get it: one over the max payload

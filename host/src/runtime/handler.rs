@@ -230,9 +230,15 @@ impl Handler {
         let size = Value::size_hint_of(&event.args);
         // A native handler checks its own arguments.
         let args = match self.shared.runtime {
-            None => Args::Vals(Vec::new()),
+            None => {
+                self.shared.registry.metrics().event_in(&event.name);
+                Args::Vals(Vec::new())
+            }
             Some(_) => match version.schema.convert(&mut event) {
-                Ok(args) => args,
+                Ok((args, declared)) => {
+                    declared.counters.arrived();
+                    args
+                }
                 Err(message) => {
                     self.shared.registry.metrics().refused(Refusal::DoesNotFit);
                     tracing::debug!(handler = %self.shared.name, client, "refused event: {message}");
@@ -240,7 +246,6 @@ impl Handler {
                 }
             },
         };
-        self.shared.registry.metrics().event_in(&event.name);
         let queued = self.queue(control, size).await;
         self.submit(Job::Event { client, event, args, version, queued }).await
     }

@@ -4,8 +4,8 @@
 //! `server::metrics`.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Upper bounds of the handler-time histogram, in seconds.
@@ -39,8 +39,8 @@ impl Refusal {
 /// Counters of one handler; shared by its connections and its actor.
 #[derive(Debug, Default)]
 pub struct HandlerMetrics {
-    events_in: Mutex<BTreeMap<String, u64>>,
-    events_out: Mutex<BTreeMap<String, u64>>,
+    events_in: ByName,
+    events_out: ByName,
     refused: Mutex<BTreeMap<Refusal, u64>>,
     disconnects: Mutex<BTreeMap<u16, u64>>,
     time_buckets: [AtomicU64; TIME_BUCKETS.len()],
@@ -51,6 +51,33 @@ pub struct HandlerMetrics {
     memory_bytes: AtomicU64,
     /// Counted by `crate::cluster` once the handler joins one.
     pub cluster: ClusterCounters,
+}
+
+/// Counters by event name. Each is shared, so that a declared event's are
+/// found once, at load ([`HandlerMetrics::counters`]).
+type ByName = Mutex<BTreeMap<String, Arc<AtomicU64>>>;
+
+/// One event name's counters, in and out, as `/metrics` shows them. A
+/// handler's schema holds those of each declared event: counting one is an
+/// atomic add, where finding it by name under the lock cost ~107
+/// instructions each way (tests/bench/HISTORY.md, "Declared events counted
+/// without a lookup"). A default one counts for nobody.
+#[derive(Debug, Clone, Default)]
+pub struct EventCounters {
+    arrived: Arc<AtomicU64>,
+    sent: Arc<AtomicU64>,
+}
+
+impl EventCounters {
+    /// An event of this name reached the handler's queue.
+    pub fn arrived(&self) {
+        self.arrived.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `recipients` clients were sent an event of this name.
+    pub fn sent(&self, recipients: usize) {
+        self.sent.fetch_add(recipients as u64, Ordering::Relaxed);
+    }
 }
 
 /// A handler's traffic with the other nodes of its cluster.
@@ -127,13 +154,21 @@ pub struct Snapshot {
 impl HandlerMetrics {
     /// An event reached the handler's queue.
     pub fn event_in(&self, name: &str) {
-        bump(&self.events_in, name, 1);
+        counting(&self.events_in, name, |count| count.fetch_add(1, Ordering::Relaxed));
     }
 
     /// `recipients` clients were sent an event (replies and errors included).
     pub fn event_out(&self, name: &str, recipients: usize) {
         if recipients > 0 {
-            bump(&self.events_out, name, recipients as u64);
+            counting(&self.events_out, name, |count| count.fetch_add(recipients as u64, Ordering::Relaxed));
+        }
+    }
+
+    /// The counters of events named `name`, to count them without a lookup.
+    pub fn counters(&self, name: &str) -> EventCounters {
+        EventCounters {
+            arrived: counting(&self.events_in, name, Arc::clone),
+            sent: counting(&self.events_out, name, Arc::clone),
         }
     }
 
@@ -176,8 +211,8 @@ impl HandlerMetrics {
 
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
-            events_in: self.events_in.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-            events_out: self.events_out.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            events_in: counted(&self.events_in),
+            events_out: counted(&self.events_out),
             refused: self
                 .refused
                 .lock()
@@ -214,21 +249,29 @@ pub const MAX_EVENT_NAME_BYTES: usize = 128;
 /// The name events are counted under past [`MAX_EVENT_NAMES`] or [`MAX_EVENT_NAME_BYTES`].
 pub const OTHER_EVENTS: &str = "(other)";
 
-fn bump(map: &Mutex<BTreeMap<String, u64>>, name: &str, by: u64) {
+/// `f` on the counter of `name` in `map`, made at its first use.
+fn counting<R>(map: &ByName, name: &str, f: impl FnOnce(&Arc<AtomicU64>) -> R) -> R {
     let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(count) = map.get_mut(name) {
-        *count += by;
-        return;
+    if let Some(count) = map.get(name) {
+        return f(count);
     }
     let name = if map.len() < MAX_EVENT_NAMES && name.len() <= MAX_EVENT_NAME_BYTES { name } else { OTHER_EVENTS };
     // Looked up, not taken through `entry`: that would allocate the key for
     // every event past the bound.
-    match map.get_mut(name) {
-        Some(count) => *count += by,
-        None => {
-            map.insert(name.to_owned(), by);
-        }
+    match map.get(name) {
+        Some(count) => f(count),
+        None => f(map.entry(name.to_owned()).or_default()),
     }
+}
+
+/// The names counted so far and their counts; a counter made at load and
+/// not counted yet is left out.
+fn counted(map: &ByName) -> BTreeMap<String, u64> {
+    let map = map.lock().unwrap_or_else(|e| e.into_inner());
+    map.iter()
+        .map(|(name, count)| (name.clone(), count.load(Ordering::Relaxed)))
+        .filter(|(_, count)| *count > 0)
+        .collect()
 }
 
 #[cfg(test)]
@@ -249,6 +292,20 @@ mod tests {
         assert_eq!(snapshot.events_in["event-0"], 2, "a name counted before keeps counting");
         assert_eq!(snapshot.events_in[OTHER_EVENTS], 11, "ten names past the bound and one too long");
         assert_eq!(snapshot.events_out["a-name-never-seen"], 3, "each family has its own bound");
+    }
+
+    #[test]
+    fn counters_found_once_count_with_their_name() {
+        let metrics = HandlerMetrics::default();
+        let echo = metrics.counters("echo");
+        assert!(metrics.snapshot().events_in.is_empty(), "found, not counted yet: not shown");
+        echo.arrived();
+        metrics.event_in("echo");
+        echo.sent(3);
+        let snapshot = metrics.snapshot();
+        assert_eq!((snapshot.events_in["echo"], snapshot.events_out["echo"]), (2, 3));
+        EventCounters::default().arrived();
+        assert_eq!(metrics.snapshot().events_in.len(), 1, "a default one counts for nobody");
     }
 
     #[test]

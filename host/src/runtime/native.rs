@@ -66,7 +66,7 @@ pub(super) fn run(mut handler: Box<dyn NativeHandler>, shared: Weak<Shared>, mut
                 registry.metrics().handler_time(started.elapsed());
                 match outcome {
                     Some(Ok(None)) => {}
-                    Some(Ok(Some(args))) => reply(&shared, client, event, args),
+                    Some(Ok(Some(args))) => reply(&shared, client, event, args, None),
                     Some(Err(message)) => reply_error(registry, client, event.id, message),
                     None => reply_failed(registry, client, &event),
                 }

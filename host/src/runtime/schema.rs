@@ -12,6 +12,7 @@ use wasmtime::component::{Component, ComponentExportIndex, Val};
 
 use super::args::{Args, PlainArg, TypedCall};
 use super::bindings::PACKAGE;
+use super::metrics::{EventCounters, HandlerMetrics};
 use crate::bridge::{Layout, Name, from_wit, to_wit};
 use crate::codec::{Event, RESERVED_PREFIX, Value};
 
@@ -43,6 +44,8 @@ pub struct IncomingEvent {
     pub export: ComponentExportIndex,
     /// Set when the signature has a typed call (see [`TypedCall`]).
     pub typed_call: Option<TypedCall>,
+    /// This event's counts in `/metrics`, once [`Schema::count_into`] found them.
+    pub counters: EventCounters,
 }
 
 impl IncomingEvent {
@@ -158,7 +161,7 @@ impl Schema {
     /// reply. The arguments are moved out of `event`: a string or bytes
     /// argument goes into a typed call without a copy (a 16 KiB echo copied
     /// its text once more here).
-    pub fn convert(&self, event: &mut Event) -> Result<Args, String> {
+    pub fn convert(&self, event: &mut Event) -> Result<(Args, &IncomingEvent), String> {
         if event.name.starts_with(RESERVED_PREFIX) {
             return Err(format!("{:?} is a reserved event name", event.name));
         }
@@ -190,7 +193,7 @@ impl Schema {
             for (i, ((name, layout), &kind)) in params.iter().zip(call.params.kinds()).enumerate() {
                 plain.push(PlainArg::from_wire(next(), kind, layout).map_err(|m| mistaken(i, name, m))?);
             }
-            return Ok(Args::Plain(plain));
+            return Ok((Args::Plain(plain), declared));
         }
         let mut vals = Vec::with_capacity(params.len());
         for (i, (name, layout)) in params.iter().enumerate() {
@@ -199,7 +202,15 @@ impl Schema {
                 (value, layout) => to_wit(&value, layout).map_err(|m| mistaken(i, name, m.to_string()))?,
             });
         }
-        Ok(Args::Vals(vals))
+        Ok((Args::Vals(vals), declared))
+    }
+
+    /// Has each declared event count in `metrics` (a swap's new version
+    /// counts on where the old one left off).
+    pub fn count_into(&mut self, metrics: &HandlerMetrics) {
+        for event in self.incoming.values_mut() {
+            event.counters = metrics.counters(&event.name.wire);
+        }
     }
 
     /// Arguments [`convert`](Self::convert) made for event `name`, as wire
@@ -279,6 +290,7 @@ fn incoming_events(
             params,
             results,
             export,
+            counters: EventCounters::default(),
         };
         events.insert(event.name.wire.clone(), event);
     }

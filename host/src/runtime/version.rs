@@ -123,7 +123,8 @@ pub fn prepare(
         (Some(_), _) => CacheUse::Miss,
         _ => CacheUse::Off,
     };
-    let schema = Schema::read(engine, &component).map_err(|cause| LoadError::Schema { name: named(), cause })?;
+    let mut schema = Schema::read(engine, &component).map_err(|cause| LoadError::Schema { name: named(), cause })?;
+    schema.count_into(registry.metrics());
     let pre = link(engine, &component, &schema).map_err(|cause| LoadError::Link { name: named(), cause })?;
     let live = start_off_runtime(&pre, &runtime.ticker, name, registry, config)
         .map_err(|cause| LoadError::Start { name: named(), cause })?;
