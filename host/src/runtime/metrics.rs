@@ -59,7 +59,7 @@ type ByName = Mutex<BTreeMap<String, Arc<AtomicU64>>>;
 
 /// One event name's counters, in and out, as `/metrics` shows them. A
 /// handler's schema holds those of each declared event: counting one is an
-/// atomic add, where finding it by name under the lock cost ~107
+/// atomic add, where finding it by name under the lock cost ~90
 /// instructions each way (tests/bench/HISTORY.md, "Declared events counted
 /// without a lookup"). A default one counts for nobody.
 #[derive(Debug, Clone, Default)]
