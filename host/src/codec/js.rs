@@ -48,12 +48,16 @@ pub fn js_number_to_string(n: f64) -> String {
 /// take a short path: below 1e21 JavaScript prints them as plain digits,
 /// which is what ryu-js does the long way.
 pub(super) fn write_js_number(n: f64, out: &mut Vec<u8>) {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        // `as` is exact for these; -0 prints as 0, as in JavaScript.
-        out.extend_from_slice(itoa::Buffer::new().format(n as i64).as_bytes());
-    } else {
-        out.extend_from_slice(ryu_js::Buffer::new().format(n).as_bytes());
+    match whole(n) {
+        Some(whole) => out.extend_from_slice(itoa::Buffer::new().format(whole).as_bytes()),
+        None => out.extend_from_slice(ryu_js::Buffer::new().format(n).as_bytes()),
     }
+}
+
+/// `n` as an integer when JavaScript prints it as one in plain digits (a
+/// whole number below 1e15, where `as` is exact; -0 is 0, as it prints).
+pub(super) fn whole(n: f64) -> Option<i64> {
+    (n.fract() == 0.0 && n.abs() < 1e15).then_some(n as i64)
 }
 
 /// `Number(text)` of JavaScript: never fails, garbage is NaN.
