@@ -22,8 +22,11 @@ pub struct OutgoingEvent {
     /// Taken once: the registry and the outbox ask for it three times an
     /// echo, and each asking walked the arguments.
     size_hint: usize,
-    binary: OnceLock<(Bytes, Bytes)>,
-    json: OnceLock<(String, String)>,
+    /// The shared halves per codec, made for a second recipient. Boxed: a
+    /// reply has one recipient, and inline they made each move of a reply
+    /// (four an echo) a `memcpy` call of 200 bytes instead of a few stores.
+    binary: OnceLock<Box<(Bytes, Bytes)>>,
+    json: OnceLock<Box<(String, String)>>,
 }
 
 impl OutgoingEvent {
@@ -65,11 +68,11 @@ impl OutgoingEvent {
     pub fn frame(&self, codec: Codec, id: u64) -> Frame {
         match codec {
             Codec::Binary => {
-                let (head, tail) = self.binary.get_or_init(|| {
+                let (head, tail) = &**self.binary.get_or_init(|| {
                     let head = binary::encode([&Value::String(self.name.clone())]);
                     let reply_to = reply_to_value(self.reply_to);
                     let tail = binary::encode(std::iter::once(&reply_to).chain(&self.args));
-                    (head.into(), tail.into())
+                    Box::new((head.into(), tail.into()))
                 });
                 let mut frame = Vec::with_capacity(head.len() + tail.len() + 16);
                 frame.extend_from_slice(head);
@@ -78,12 +81,12 @@ impl OutgoingEvent {
                 Frame::Binary(frame.into())
             }
             Codec::Json => {
-                let (head, tail) = self.json.get_or_init(|| {
+                let (head, tail) = &**self.json.get_or_init(|| {
                     let head = json::encode_frame([&Value::String(self.name.clone())]);
                     let reply_to = reply_to_value(self.reply_to);
                     let tail = json::encode_frame(std::iter::once(&reply_to).chain(&self.args));
                     // `["name"` and `replyTo,...]`, to be joined by `,id,`.
-                    (head[..head.len() - 1].to_owned(), tail[1..].to_owned())
+                    Box::new((head[..head.len() - 1].to_owned(), tail[1..].to_owned()))
                 });
                 Frame::Text(format!("{head},{id},{tail}"))
             }

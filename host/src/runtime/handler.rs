@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use super::Runtime;
-use super::actor::{AUTH_CHECK_FAILED, Actor, Job, Queued, reply_error};
+use super::actor::{AUTH_CHECK_FAILED, Actor, Job, Queued, QueuedEvent, reply_error};
 use super::args::Args;
 use super::metrics::{Refusal, Snapshot};
 use super::native::{self, NativeHandler};
@@ -211,7 +211,7 @@ impl Handler {
     /// Runs the handler's auth decision; `Err` carries the rejection reason.
     pub async fn authenticate(&self, client: ClientId, key: String, request: RequestInfo) -> Result<(), String> {
         let (verdict, answer) = oneshot::channel();
-        self.submit(Job::Auth { client, key, request, verdict }).await;
+        self.submit(Job::Auth { client, key, request: Box::new(request), verdict }).await;
         answer.await.unwrap_or_else(|_| Err(AUTH_CHECK_FAILED.into()))
     }
 
@@ -247,7 +247,7 @@ impl Handler {
             },
         };
         let queued = self.queue(control, size).await;
-        self.submit(Job::Event { client, event, args, version, queued }).await
+        self.submit(Job::Event(Box::new(QueuedEvent { client, event, args, version, queued }))).await
     }
 
     /// Hands a whole message to a raw handler. Waits as `dispatch` does.

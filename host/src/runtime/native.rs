@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use super::actor::{AUTH_CHECK_FAILED, Job, rejection, reply, reply_error, reply_failed};
+use super::actor::{AUTH_CHECK_FAILED, Job, QueuedEvent, rejection, reply, reply_error, reply_failed};
 use super::handler::{RequestInfo, Shared};
 use super::version::LoadError;
 use crate::codec::{Event, Value};
@@ -59,7 +59,8 @@ pub(super) fn run(mut handler: Box<dyn NativeHandler>, shared: Weak<Shared>, mut
                 let _ = verdict.send(outcome.map_err(|reason| rejection(&shared, reason)));
             }
             Job::AuthOk { .. } => {}
-            Job::Event { client, event, queued, .. } => {
+            Job::Event(queued) => {
+                let QueuedEvent { client, event, queued, .. } = *queued;
                 drop(queued);
                 let started = Instant::now();
                 let outcome = guarded(registry, &event.name, || handler.on_event(registry, client, &event));
