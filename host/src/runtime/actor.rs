@@ -126,8 +126,8 @@ impl Actor {
                 let lifecycle = self.version.schema.lifecycle.clone();
                 self.call("on-auth-ok", |live| live.on_auth_ok(&lifecycle, client));
             }
-            Job::Event(queued) => {
-                let QueuedEvent { client, event, args, version, queued } = *queued;
+            Job::Event(job) => {
+                let QueuedEvent { client, event, args, version, queued } = *job;
                 drop(queued);
                 self.event(shared, client, event, args, version)
             }

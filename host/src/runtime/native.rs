@@ -59,8 +59,8 @@ pub(super) fn run(mut handler: Box<dyn NativeHandler>, shared: Weak<Shared>, mut
                 let _ = verdict.send(outcome.map_err(|reason| rejection(&shared, reason)));
             }
             Job::AuthOk { .. } => {}
-            Job::Event(queued) => {
-                let QueuedEvent { client, event, queued, .. } = *queued;
+            Job::Event(job) => {
+                let QueuedEvent { client, event, queued, .. } = *job;
                 drop(queued);
                 let started = Instant::now();
                 let outcome = guarded(registry, &event.name, || handler.on_event(registry, client, &event));
