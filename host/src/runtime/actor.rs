@@ -14,13 +14,13 @@ use std::sync::{Arc, Weak};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use wasmtime::component::InstancePre;
 
-use super::args::Args;
 use super::bindings::{RawMessage, Request};
 use super::epoch::Ticker;
 use super::handler::{RequestInfo, Shared};
 use super::host::HostState;
 use super::instance::{Live, backtrace, one_line};
 use super::metrics::EventCounters;
+use super::schema::Checked;
 use super::version::{Candidate, LoadError, Version};
 use crate::codec::{ERROR, Event, Frame, OutgoingEvent, Value};
 use crate::config::Config;
@@ -80,12 +80,13 @@ pub enum Job {
     },
 }
 
-/// An event for the handler. `args` were converted (moved out of `event`)
-/// by `version`; a swap in between means checking them again.
+/// An event for the handler. Its arguments were checked (moved out of
+/// `event`) by `version`, unless the handler is native and checks its own;
+/// a swap in between means checking them again.
 pub struct QueuedEvent {
     pub client: ClientId,
     pub event: Event,
-    pub args: Args,
+    pub checked: Option<Checked>,
     pub version: Arc<Version>,
     /// Given back when the job is taken.
     pub queued: Queued,
@@ -127,9 +128,13 @@ impl Actor {
                 self.call("on-auth-ok", |live| live.on_auth_ok(&lifecycle, client));
             }
             Job::Event(job) => {
-                let QueuedEvent { client, event, args, version, queued } = *job;
+                let QueuedEvent { client, event, checked, version, queued } = *job;
                 drop(queued);
-                self.event(shared, client, event, args, version)
+                match checked {
+                    Some(checked) => self.event(shared, client, event, checked, version),
+                    // Not made: a WebAssembly handler's events are all checked.
+                    None => reply_failed(registry, client, &event),
+                }
             }
             Job::Disconnect { client, code, reason, notify_guest, done } => {
                 if notify_guest {
@@ -162,22 +167,22 @@ impl Actor {
         }
     }
 
-    fn event(&mut self, shared: &Shared, client: ClientId, mut event: Event, args: Args, by: Arc<Version>) {
+    fn event(&mut self, shared: &Shared, client: ClientId, mut event: Event, checked: Checked, by: Arc<Version>) {
         let registry = &shared.registry;
         let version = self.version.clone();
-        let args = if by.number == version.number {
-            args
+        let checked = if by.number == version.number {
+            checked
         } else {
             // The handler was swapped after this event was checked.
-            event.args = by.schema.wire_args(&event.name, &args);
+            event.args = by.schema.wire_args(&checked);
             match version.schema.convert(&mut event) {
-                Ok((args, _)) => args,
+                Ok(checked) => checked,
                 Err(message) => return reply_error(registry, client, event.id, message),
             }
         };
-        let Some(declared) = version.schema.incoming.get(&event.name) else { return };
+        let declared = version.schema.event(checked.event);
         let started = std::time::Instant::now();
-        let outcome = self.call(&declared.name.wit, |live| live.call_event(declared, client, args));
+        let outcome = self.call(&declared.name.wit, |live| live.call_event(declared, client, checked.args));
         registry.metrics().handler_time(started.elapsed());
         match outcome {
             Some(reply_args) if reply_args.is_empty() => {}

@@ -10,7 +10,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use super::Runtime;
 use super::actor::{AUTH_CHECK_FAILED, Actor, Job, Queued, QueuedEvent, reply_error};
-use super::args::Args;
 use super::metrics::{Refusal, Snapshot};
 use super::native::{self, NativeHandler};
 use super::scheduling;
@@ -229,15 +228,15 @@ impl Handler {
         let version = self.version();
         let size = Value::size_hint_of(&event.args);
         // A native handler checks its own arguments.
-        let args = match self.shared.runtime {
+        let checked = match self.shared.runtime {
             None => {
                 self.shared.registry.metrics().event_in(&event.name);
-                Args::Vals(Vec::new())
+                None
             }
             Some(_) => match version.schema.convert(&mut event) {
-                Ok((args, declared)) => {
-                    declared.counters.arrived();
-                    args
+                Ok(checked) => {
+                    version.schema.event(checked.event).counters.arrived();
+                    Some(checked)
                 }
                 Err(message) => {
                     self.shared.registry.metrics().refused(Refusal::DoesNotFit);
@@ -247,7 +246,7 @@ impl Handler {
             },
         };
         let queued = self.queue(control, size).await;
-        self.submit(Job::Event(Box::new(QueuedEvent { client, event, args, version, queued }))).await
+        self.submit(Job::Event(Box::new(QueuedEvent { client, event, checked, version, queued }))).await
     }
 
     /// Hands a whole message to a raw handler. Waits as `dispatch` does.

@@ -4,7 +4,8 @@
 
 // Looked up by every event (foldhash: a fraction of SipHash's cost; its
 // seed is random per map, as std's is).
-use foldhash::{HashMap, HashMapExt};
+use foldhash::fast::RandomState;
+use indexmap::IndexMap;
 
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentFunc, ComponentInstance, ComponentItem, Type};
@@ -22,11 +23,29 @@ pub struct Schema {
     /// The exported `incoming` interface, full name (with version if any).
     pub incoming_interface: String,
     /// Incoming events by wire name.
-    pub incoming: HashMap<String, IncomingEvent>,
+    pub incoming: IncomingEvents,
     /// The imported `outgoing` interface and its events, if it imports one.
     pub outgoing: Option<(String, Vec<OutgoingEvent>)>,
     /// Export indices of the lifecycle hooks the handler has.
     pub lifecycle: Lifecycle,
+}
+
+/// A handler's incoming events by wire name, in a map that also numbers
+/// them: an event checked on its connection's thread is found again on the
+/// handler's by its [`EventIndex`], not by hashing its name a second time.
+pub type IncomingEvents = IndexMap<String, IncomingEvent, RandomState>;
+
+/// Where [`Schema::convert`] found an event among its schema's incoming
+/// events; it means nothing to another schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventIndex(usize);
+
+/// An event's arguments once [`Schema::convert`] checked them, and which
+/// declared event they are for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    pub event: EventIndex,
+    pub args: Args,
 }
 
 /// One event a client may send.
@@ -110,7 +129,7 @@ impl Schema {
         let (incoming_interface, events) = match (incoming.as_slice(), &lifecycle.on_message) {
             ([], None) => return Err(SchemaError::NoIncoming),
             // A raw handler: whole messages, no events.
-            ([], Some(_)) => (format!("{PACKAGE}/raw"), HashMap::new()),
+            ([], Some(_)) => (format!("{PACKAGE}/raw"), IncomingEvents::default()),
             ([(name, ComponentItem::ComponentInstance(instance))], None) => {
                 (name.clone(), incoming_events(engine, component, name, instance)?)
             }
@@ -161,11 +180,11 @@ impl Schema {
     /// reply. The arguments are moved out of `event`: a string or bytes
     /// argument goes into a typed call without a copy (a 16 KiB echo copied
     /// its text once more here).
-    pub fn convert(&self, event: &mut Event) -> Result<(Args, &IncomingEvent), String> {
+    pub fn convert(&self, event: &mut Event) -> Result<Checked, String> {
         if event.name.starts_with(RESERVED_PREFIX) {
             return Err(format!("{:?} is a reserved event name", event.name));
         }
-        let Some(declared) = self.incoming.get(&event.name) else {
+        let Some((index, _, declared)) = self.incoming.get_full(&event.name) else {
             let mut known: Vec<_> = self.incoming.keys().map(String::as_str).collect();
             known.sort_unstable();
             return Err(format!("unknown event {:?} (this handler accepts: {})", event.name, known.join(", ")));
@@ -186,6 +205,7 @@ impl Schema {
         let mut args = std::mem::take(&mut event.args).into_iter();
         let mut next = || args.next().unwrap_or(Value::Undefined);
         let mistaken = |i: usize, name: &str, m: String| format!("{}: argument {} ({name}): {m}", event.name, i + 1);
+        let event = EventIndex(index);
         // Loops, not `collect` into a `Result`: ~0.3k instructions fewer per
         // echo (callgrind).
         if let Some(call) = declared.typed_call {
@@ -193,7 +213,7 @@ impl Schema {
             for (i, ((name, layout), &kind)) in params.iter().zip(call.params.kinds()).enumerate() {
                 plain.push(PlainArg::from_wire(next(), kind, layout).map_err(|m| mistaken(i, name, m))?);
             }
-            return Ok((Args::Plain(plain), declared));
+            return Ok(Checked { event, args: Args::Plain(plain) });
         }
         let mut vals = Vec::with_capacity(params.len());
         for (i, (name, layout)) in params.iter().enumerate() {
@@ -202,7 +222,12 @@ impl Schema {
                 (value, layout) => to_wit(&value, layout).map_err(|m| mistaken(i, name, m.to_string()))?,
             });
         }
-        Ok((Args::Vals(vals), declared))
+        Ok(Checked { event, args: Args::Vals(vals) })
+    }
+
+    /// The declared event [`convert`](Self::convert) checked arguments for.
+    pub fn event(&self, index: EventIndex) -> &IncomingEvent {
+        &self.incoming[index.0]
     }
 
     /// Has each declared event count in `metrics` (a swap's new version
@@ -213,13 +238,13 @@ impl Schema {
         }
     }
 
-    /// Arguments [`convert`](Self::convert) made for event `name`, as wire
-    /// values again: how an event checked by one version is checked by the
-    /// next when a swap came in between. Trailing `null`s of optional
-    /// parameters are left out, as a client may have.
-    pub fn wire_args(&self, name: &str, args: &Args) -> Vec<Value> {
-        let Some(declared) = self.incoming.get(name) else { return Vec::new() };
-        let mut values: Vec<Value> = match args {
+    /// Arguments [`convert`](Self::convert) checked, as wire values again:
+    /// how an event checked by one version is checked by the next when a
+    /// swap came in between. Trailing `null`s of optional parameters are
+    /// left out, as a client may have.
+    pub fn wire_args(&self, checked: &Checked) -> Vec<Value> {
+        let declared = self.event(checked.event);
+        let mut values: Vec<Value> = match &checked.args {
             Args::Vals(vals) => {
                 vals.iter().zip(&declared.params).map(|(val, (_, layout))| from_wit(val, layout)).collect()
             }
@@ -237,7 +262,7 @@ impl Schema {
     pub fn native() -> Schema {
         Schema {
             incoming_interface: "native".into(),
-            incoming: HashMap::new(),
+            incoming: IncomingEvents::default(),
             outgoing: None,
             lifecycle: Lifecycle::default(),
         }
@@ -261,9 +286,9 @@ fn incoming_events(
     component: &Component,
     incoming_interface: &str,
     instance: &ComponentInstance,
-) -> Result<HashMap<String, IncomingEvent>, SchemaError> {
+) -> Result<IncomingEvents, SchemaError> {
     let (_, interface_index) = component.get_export(None, incoming_interface).ok_or(SchemaError::NoIncoming)?;
-    let mut events = HashMap::new();
+    let mut events = IncomingEvents::default();
     for (name, item) in instance.exports(engine) {
         // Resource constructors and methods (`[method]thing.go`) are not events.
         let ComponentItem::ComponentFunc(func) = item.ty else { continue };
