@@ -75,6 +75,7 @@ pub async fn run(
                     wasm: rate(Kind::Wasm),
                     node: rate(Kind::Node),
                     least_busy: busy(Kind::Native).min(busy(Kind::Wasm)),
+                    runs: repeats,
                 });
             }
             rows.push((conns, payload, runs, handler_us));
@@ -159,7 +160,7 @@ pub async fn run(
          the call, and lifting the results; the copies of the payload grow with it (tests/bench/HISTORY.md, \"Where the \
          sandbox's cost goes\")"
     );
-    capacity.unwrap_or(Capacity { native: 1000.0, wasm: 1000.0, node: 1000.0, least_busy: 1.0 })
+    capacity.unwrap_or(Capacity { native: 1000.0, wasm: 1000.0, node: 1000.0, least_busy: 1.0, runs: 0 })
 }
 
 /// The wasm/`base` msgs/s ratios of runs taken back to back, the k-th run of
@@ -219,6 +220,8 @@ pub struct Capacity {
     /// those runs: well under 1, a server waited on its clients, and its
     /// msgs/s are less than it can serve.
     pub least_busy: f64,
+    /// How many runs of each server the rates are the medians of.
+    pub runs: usize,
 }
 
 /// The key columns of the echo matrix's tables.

@@ -109,13 +109,22 @@ pub async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phas
     let r = capacity.native / capacity.wasm;
     println!(
         "queue model (M/M/1, tests/bench/HISTORY.md \"What the p99 target asks of the call\"): wasm costs r = {r:.3}x native \
-         per message (closed loop), so the same offered load keeps it {:.0}% busy and its p99 is expected at {:.2}x \
-         native's ({:.2}x at the same utilisation); {P99_TARGET}x needs r <= {:.3}",
+         per message (closed loop, median runs of {}), so the same offered load keeps it {:.0}% busy and its p99 is \
+         expected at {:.2}x native's ({:.2}x at the same utilisation); {P99_TARGET}x needs r <= {:.3}",
+        capacity.runs,
         load * r * 100.0,
         queue_model_p99_ratio(r, load),
         r,
         largest_cost_ratio(P99_TARGET, load)
     );
+    if capacity.runs < MEASURED_CAPACITY_RUNS {
+        println!(
+            "note: r and each server's capacity come from {} closed-loop runs, which put r anywhere from 1.02 to 1.10 \
+             for the same build (tests/bench/HISTORY.md, \"The fast hours' p99 read through the queue model\"): \
+             BENCH_REPEATS={MEASURED_CAPACITY_RUNS} measures them, and so the utilisation of \"wasm at {percent:.0}% of its own rate\"",
+            capacity.runs
+        );
+    }
     if capacity.least_busy < SATURATED {
         println!(
             "note: in the closed-loop runs these rates come from, a ws-host server was only {:.0}% busy: it waited on \
@@ -137,6 +146,10 @@ pub async fn fixed_rate(servers: &[Server], capacity: &Capacity, load: f64, phas
 /// its clients rather than served at its own pace (at 100 x 20 B they read
 /// 98%-100% busy, and 50% in the run whose row stalled, 2026-12-07).
 const SATURATED: f64 = 0.9;
+
+/// Closed-loop runs per server that measure its capacity well enough for
+/// the fixed-rate phase: with three, sets of one build read r at 1.02-1.10.
+const MEASURED_CAPACITY_RUNS: usize = 25;
 
 /// What a message costs each server at the loads servers mostly run at:
 /// fixed rates of `percents` of what Node.js serves in a closed loop (100
