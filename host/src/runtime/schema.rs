@@ -205,7 +205,7 @@ impl Schema {
         let mut args = std::mem::take(&mut event.args).into_iter();
         let mut next = || args.next().unwrap_or(Value::Undefined);
         let mistaken = |i: usize, name: &str, m: String| format!("{}: argument {} ({name}): {m}", event.name, i + 1);
-        let event = EventIndex(index);
+        let found = EventIndex(index);
         // Loops, not `collect` into a `Result`: ~0.3k instructions fewer per
         // echo (callgrind).
         if let Some(call) = declared.typed_call {
@@ -213,7 +213,7 @@ impl Schema {
             for (i, ((name, layout), &kind)) in params.iter().zip(call.params.kinds()).enumerate() {
                 plain.push(PlainArg::from_wire(next(), kind, layout).map_err(|m| mistaken(i, name, m))?);
             }
-            return Ok(Checked { event, args: Args::Plain(plain) });
+            return Ok(Checked { event: found, args: Args::Plain(plain) });
         }
         let mut vals = Vec::with_capacity(params.len());
         for (i, (name, layout)) in params.iter().enumerate() {
@@ -222,7 +222,7 @@ impl Schema {
                 (value, layout) => to_wit(&value, layout).map_err(|m| mistaken(i, name, m.to_string()))?,
             });
         }
-        Ok(Checked { event, args: Args::Vals(vals) })
+        Ok(Checked { event: found, args: Args::Vals(vals) })
     }
 
     /// The declared event [`convert`](Self::convert) checked arguments for.
