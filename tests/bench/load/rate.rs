@@ -194,7 +194,8 @@ pub async fn moderate_loads(
     }
     println!(
         "\nA ratio under 1 is ws-host spending less CPU on the same traffic. CPU from /proc/<pid>/stat (10 ms \
-         ticks) over each run"
+         ticks) over each run. Each p99 is that of the server's median run by CPU, one run's tail, which the \
+         machine's stalls set as much as the server: the p99 target is read at a fixed rate over many turns"
     );
 }
 
