@@ -11,6 +11,7 @@ mod handler;
 mod host;
 mod instance;
 mod limiter;
+mod memory_image;
 pub mod metrics;
 mod native;
 mod outgoing;

@@ -1,8 +1,8 @@
 //! One version of a handler, made ready off the event path: compiled (the
 //! engine's cache makes an unchanged module cost nothing), its schema read,
-//! linked, and one instance started. Loading and hot swapping both go
-//! through [`prepare`], so a candidate that would fail is refused before it
-//! can replace anything.
+//! linked, its initial memory images built, and one instance started.
+//! Loading and hot swapping both go through [`prepare`], so a candidate that
+//! would fail is refused before it can replace anything.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -16,6 +16,7 @@ use super::bindings;
 use super::epoch::Ticker;
 use super::host::HostState;
 use super::instance::{Live, one_line};
+use super::memory_image;
 use super::schema::{Schema, SchemaError};
 use crate::config::Config;
 use crate::registry::Registry;
@@ -126,6 +127,7 @@ pub fn prepare(
     let mut schema = Schema::read(engine, &component).map_err(|cause| LoadError::Schema { name: named(), cause })?;
     schema.count_into(registry.metrics());
     let pre = link(engine, &component, &schema).map_err(|cause| LoadError::Link { name: named(), cause })?;
+    memory_image::build(&component, name).map_err(|cause| LoadError::Start { name: named(), cause })?;
     let live = start_off_runtime(&pre, &runtime.ticker, name, registry, config)
         .map_err(|cause| LoadError::Start { name: named(), cause })?;
     let version = Version {
