@@ -4,11 +4,11 @@
 //! seals it, so every instance (the first, and each fresh one after a trap)
 //! maps it copy-on-write instead of copying. Sealing can fail with `EBUSY`
 //! while the kernel still holds a transient reference to one of the memfd's
-//! fresh pages (seen once in CI, for the 18 MB Python guest): the kernel waits
-//! about 80 ms for such references before giving up. Left to the first
-//! instantiation, that would refuse the handler; built here, the step is
-//! named and retried a few times before it fails. A failed build is not
-//! cached by wasmtime, so a retry starts over.
+//! fresh pages (seen once in CI, for the 18 MB Python guest), after waiting
+//! a few tens of milliseconds for it to go. Left to the first instantiation,
+//! that refused the handler; built here, the step is named and retried a few
+//! times before it fails. Wasmtime does not keep a failed build, so a retry
+//! starts over.
 
 use std::io::ErrorKind;
 use std::time::Duration;
