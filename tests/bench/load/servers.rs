@@ -223,12 +223,12 @@ impl Server {
         let stdout = tokio::process::ChildStdout::from_std(child.stdout.take().unwrap()).unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).await.unwrap();
-        let addr = line
-            .trim()
-            .rsplit("ws://")
-            .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("the {} server printed no address: {line:?}", kind.label()));
+        let addr = line.trim().rsplit("ws://").next().and_then(|a| a.parse().ok()).unwrap_or_else(|| {
+            if line.is_empty() {
+                panic!("the {} server ended before printing its address (its error is above)", kind.label())
+            }
+            panic!("the {} server printed no address: {line:?}", kind.label())
+        });
         Server { kind, addr, child }
     }
 
