@@ -16,6 +16,8 @@ use std::time::Duration;
 use wasmtime::component::Component;
 use wasmtime::error::Context as _;
 
+use super::instance::one_line;
+
 /// Pauses between attempts: the kernel has already waited before each `EBUSY`.
 const RETRY_DELAYS: [Duration; 3] = [Duration::from_millis(20), Duration::from_millis(100), Duration::from_millis(500)];
 
@@ -37,7 +39,7 @@ fn retry_while_busy(
         match attempt() {
             Err(error) if is_busy(&error) => match delays.next() {
                 Some(delay) => {
-                    tracing::warn!(handler, ?delay, error = %format!("{error:#}"), "the kernel was busy; trying again");
+                    tracing::warn!(handler, ?delay, error = %one_line(&error), "the kernel was busy; trying again");
                     std::thread::sleep(*delay);
                 }
                 None => {
